@@ -1,0 +1,41 @@
+# Two commands for a fresh clone: `make run` and `make test`.
+# .venv/ is built from requirements.lock and rebuilt only when the lock or pyproject.toml changes.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: run test lint typecheck unit flows bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: $(STAMP)  ## backtest continuous training over the built-in demo stream
+	$(BIN)/python flows/ct.py
+
+lint: $(STAMP)  ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy on flows/, tasks/, blocks/
+	$(BIN)/mypy flows tasks blocks
+
+unit: $(STAMP)  ## unit tests only (no Prefect)
+	$(BIN)/python -m pytest tests/unit -q
+
+test: lint typecheck $(STAMP)  ## lint, types, then every test
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## run every benchmark
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove the environment and local state
+	rm -rf $(VENV) .ct

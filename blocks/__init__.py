@@ -1,0 +1,1 @@
+"""Custom Prefect blocks: the model registry."""

@@ -1,0 +1,1 @@
+"""Prefect flows: the CT step (ct.py), retraining, backtesting."""

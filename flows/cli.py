@@ -1,0 +1,298 @@
+"""The `python flows/ct.py` command line: the demo backtest, one CT step, a backtest of your data.
+
+Every command runs the real flows. Before the first flow runs, the CLI picks the Prefect backend and
+says which: your configured server (PREFECT_API_URL), else a local server on 127.0.0.1:4200 if one
+answers, else a temporary (ephemeral) one, which costs several seconds of start-up per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from blocks.registry import RegistryError
+from tasks.config import CTConfig
+from tasks.errors import CTError
+from tasks.format import fmt
+
+LOCAL_SERVER = "http://127.0.0.1:4200/api"
+_WIDTH = None if sys.stdout.isatty() else 120  # pipes and CI get a readable, unwrapped table
+console = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+EPILOG = """\
+examples:
+  python flows/ct.py                                   backtest the built-in demo stream
+  python flows/ct.py demo-data demo/                   write the demo stream as one CSV per batch
+  python flows/ct.py run --data demo/batch-01.csv      one CT step (the first one trains a champion)
+  python flows/ct.py run --data demo/batch-02.csv      ...then drift, retrain, gate, promote or reject
+  python flows/ct.py backtest --data sales.parquet --target churned --order-by ts --batch-rows 5000
+
+state (registry, history) lives in .ct/ unless the config's state_dir says otherwise.
+Prefect: start `prefect server start --host 127.0.0.1` once and every command reuses it (faster,
+and the runs stay in its UI); otherwise each command starts a temporary server.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python flows/ct.py",
+        description=(
+            "Continuous training on Prefect: validate a new labelled batch, measure drift against "
+            "the champion, retrain, promote only when a paired test on unseen rows says the "
+            "candidate is better. With no command: backtest the built-in demo stream."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="backtest CT over the built-in demo stream (the default)",
+        description="Generate the demo stream (known drift at batch 6 and from batch 9) and "
+        "backtest the CT policy over it in a fresh registry.",
+    )
+    _demo_options(demo)
+    demo.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
+    demo.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in)")
+
+    data = commands.add_parser(
+        "demo-data",
+        help="write the demo stream as one CSV per batch",
+        description="Write batch-01.csv, batch-02.csv, ... to try `run` and `backtest` on files.",
+    )
+    data.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the CSV files into")
+    _demo_options(data)
+
+    run = commands.add_parser(
+        "run",
+        help="run one CT step on a labelled batch",
+        description="Load, validate, measure drift, retrain, gate, and register/promote or "
+        "reject. The first step on an empty registry trains the first champion, which must beat "
+        "the majority class. Exit code 0 whether promoted or rejected; 1 on bad input.",
+    )
+    run.add_argument("--data", required=True, metavar="PATH", help="CSV or Parquet file")
+    run.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in demo config)")
+    run.add_argument("--state-dir", metavar="DIR", help="override state_dir (default .ct)")
+
+    bt = commands.add_parser(
+        "backtest",
+        help="replay a CSV/Parquet history in time order, one CT step per batch",
+        description="Cut the data into batches (or take a folder's files as batches), then run "
+        "the same CT step on each, in a fresh registry inside --out. Writes backtest.csv and "
+        "backtest.png (CT vs the never-updated first model).",
+    )
+    bt.add_argument("--data", required=True, metavar="PATH", help="CSV/Parquet file, or a folder of them")
+    bt.add_argument("--target", required=True, metavar="COL", help="label column (0/1 classes)")
+    bt.add_argument("--order-by", metavar="COL", help="time column to sort by (default: file order)")
+    bt.add_argument("--batch-rows", type=int, default=1000, metavar="N", help="rows per batch (default 1000)")
+    bt.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
+    bt.add_argument("--config", metavar="YAML", help="CTConfig file; --target/--order-by override it")
+    parser.add_argument("--version", action="version", version="ct 0.1.0")
+    return parser
+
+
+def _demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batches", type=int, default=12, metavar="N", help="batches (default 12)")
+    parser.add_argument("--rows", type=int, default=800, metavar="N", help="rows per batch (default 800)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+class HideExpectedTracebacks(logging.Filter):
+    """ct's own errors already say what is wrong: drop their tracebacks from Prefect's run logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], CTError | RegistryError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_expected_errors() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(HideExpectedTracebacks())
+
+
+# ---------------------------------------------------------------- Prefect backend
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def prefect_backend() -> Iterator[str]:
+    """Use the configured server, else a local one that answers, else an ephemeral server."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        temporary_settings,
+    )
+
+    # No telemetry (there may be no internet), and no flow heartbeats: they detect crashed runs
+    # for workers, but here this process is the run, and each heartbeat thread costs ~1 s to join.
+    updates: dict[Any, Any] = {
+        PREFECT_SERVER_ANALYTICS_ENABLED: False,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+    }
+    configured = PREFECT_API_URL.value()
+    if configured:
+        label = f"Prefect server at {configured} (from your Prefect settings)"
+    elif _answers(LOCAL_SERVER):
+        updates[PREFECT_API_URL] = LOCAL_SERVER
+        label = f"the local Prefect server at {LOCAL_SERVER} (runs are kept in its UI)"
+    else:
+        label = (
+            "a temporary Prefect server (ephemeral: several seconds of start-up; run "
+            "`prefect server start --host 127.0.0.1` to reuse one and keep the runs)"
+        )
+    with temporary_settings(updates=updates):
+        yield label
+
+
+# ---------------------------------------------------------------- commands
+def _config(path: str | None, **overrides: Any) -> CTConfig:
+    config = CTConfig.from_yaml(path) if path else CTConfig()
+    if not overrides:
+        return config
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if key:
+            data[section][key] = value
+        else:
+            data[section] = value
+    return CTConfig.model_validate(data)
+
+
+def _out_dir(out: str | None) -> Path:
+    return Path(out) if out else Path(".ct") / "backtests" / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
+    table = Table(title="Backtest: one CT step per batch", title_justify="left")
+    columns = ["batch", "rows", "champion_version", "metric_champion", "metric_static", "drift",
+               "p_value", "outcome"]
+    headers = ["batch", "rows", "champion", "champion acc", "first-model acc", "drift",
+               "gate p", "decision"]
+    for header in headers:
+        table.add_column(header, justify="right" if header not in {"decision"} else "left")
+    failures: list[str] = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row[column]
+            if column == "champion_version" and value is not None:
+                value = f"v{value}"
+            if column == "outcome" and str(value).startswith("failed:"):
+                failures.append(f"batch {row['batch']}: {str(value)[8:]}")
+                value = "FAILED (below)"
+            cells.append(fmt(value))
+        table.add_row(*cells)
+    console.print(table)
+    for line in failures:
+        err.print(f"[red]{line}[/]", soft_wrap=True)
+    promoted = sum(bool(r["promoted"]) for r in rows)
+    console.print(
+        f"{len(rows)} batches, {promoted} promotions, "
+        f"{sum(r['outcome'] == 'rejected' for r in rows)} rejections. "
+        f"Wrote {out / 'backtest.csv'} and {out / 'backtest.png'}; registry in {out / 'registry'}."
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from flows.backtest import backtest
+    from tasks.demo import write_demo_stream
+
+    out = _out_dir(args.out)
+    files = write_demo_stream(out / "data", n_batches=args.batches, rows=args.rows, seed=args.seed)
+    config = _config(args.config, state_dir=str(out))
+    console.print(f"Demo stream: {len(files)} batches of {args.rows} rows in {out / 'data'}")
+    with prefect_backend() as label:
+        console.print(f"Prefect: {label}")
+        rows = backtest([str(f) for f in files], config, str(out))
+    _print_backtest(rows, out)
+    return 0
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from tasks.demo import write_demo_stream
+
+    files = write_demo_stream(args.out_dir, n_batches=args.batches, rows=args.rows, seed=args.seed)
+    console.print(f"Wrote {len(files)} batches to {args.out_dir}: {files[0].name} ... {files[-1].name}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from flows.ct import continuous_training
+
+    overrides = {"state_dir": args.state_dir} if args.state_dir else {}
+    config = _config(args.config, **overrides)
+    with prefect_backend() as label:
+        console.print(f"Prefect: {label}")
+        step = continuous_training(args.data, config)
+    drift = "-" if step.drift is None else ("DRIFT " + ", ".join(step.drifted_columns) if step.drift else "none")
+    console.print(
+        f"{step.source}: {step.rows} rows | champion before: {fmt(step.champion_version)} "
+        f"(accuracy on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
+        f"gate p: {fmt(step.p_value)} | {step.outcome} | champion now: {fmt(step.champion_after)}"
+    )
+    return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from flows.backtest import backtest, batch_files
+
+    out = _out_dir(args.out)
+    base = CTConfig.from_yaml(args.config) if args.config else None
+    dataset: dict[str, Any] = {
+        "name": base.dataset.name if base else Path(args.data).stem.replace(" ", "_")[:64] or "data",
+        "target": args.target,
+        "time_column": args.order_by,
+    }
+    if base:
+        dataset = {**base.dataset.model_dump(), **{k: v for k, v in dataset.items() if v is not None}}
+    else:
+        dataset |= {"numeric": None, "categorical": None}
+    config = _config(args.config, state_dir=str(out), dataset=dataset)
+    files = batch_files(args.data, out_dir=out, batch_rows=args.batch_rows, order_by=args.order_by)
+    console.print(f"{args.data}: {len(files)} batches")
+    with prefect_backend() as label:
+        console.print(f"Prefect: {label}")
+        rows = backtest(files, config, str(out))
+    _print_backtest(rows, out)
+    return 0
+
+
+COMMANDS = {"demo": _cmd_demo, "demo-data": _cmd_demo_data, "run": _cmd_run, "backtest": _cmd_backtest}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; ct's own errors end as one line on stderr and exit code 1."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0] not in COMMANDS and words[0] not in {"-h", "--help", "--version"}):
+        words = ["demo", *words]  # no command: the demo backtest, with any options given
+    args = _parser().parse_args(words)
+    started = time.perf_counter()
+    _quiet_expected_errors()
+    try:
+        code = COMMANDS[args.command](args)
+    except (CTError, RegistryError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        return 1
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+    return code

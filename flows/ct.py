@@ -1,0 +1,182 @@
+"""ct: continuous training for a deployed model, as Prefect flows.
+
+One CT step (`continuous_training`) takes a new labelled batch through
+load → validate → drift → retrain → paired gate → register → promote or reject → event.
+Run this file to use it from the command line; with no arguments it backtests the CT policy over the
+built-in demo stream (see `python flows/ct.py --help`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from blocks.registry import ModelRegistry, ModelVersion
+from flows.retrain import retrain
+from tasks.config import CTConfig
+from tasks.data import load_batch, store_history
+from tasks.drift import detect_drift, reference_sample
+from tasks.gate import check_unseen, gate_candidate
+from tasks.release import announce, decision_summary, promote_champion, register_candidate
+from tasks.report import StepResult
+from tasks.train import TrainingWindow, accuracy_score, fit_floor, predict
+from tasks.validate import FeatureSpec, infer_spec, validate_batch
+
+
+def code_revision() -> str:
+    """The git commit of the code that trains, for lineage; 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+@task(name="read-champion", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def read_champion(registry: ModelRegistry, name: str) -> tuple[ModelVersion, Any] | None:
+    """The current champion and its model, or None before the first promotion."""
+    champion = registry.champion(name)
+    if champion is None:
+        get_run_logger().info("No champion for %s yet: this step trains the first model", name)
+        return None
+    get_run_logger().info("Champion of %s: version %d", name, champion.version)
+    return champion, registry.load_model_of(champion)
+
+
+@flow(name="continuous-training")
+def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:  # noqa: B008
+    """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion."""
+    logger = get_run_logger()
+    name = config.dataset.name
+    registry = ModelRegistry(url=config.registry_url)
+
+    # 1 load
+    wanted = [config.dataset.target, *(config.dataset.numeric or []), *(config.dataset.categorical or [])]
+    frame, batch = load_batch(data, max_rows=config.validation.max_rows, wanted=wanted)
+    current = read_champion(registry, name)
+    champion, champion_model = current if current else (None, None)
+
+    # 2 validate: against the champion's stored contract, or the config's for the first model
+    if champion is not None:
+        spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
+    else:
+        spec = infer_spec(frame, config.dataset)
+    valid = validate_batch(frame, spec, batch.source)
+
+    # 3 drift, and how the champion does on this batch before anyone learns from it
+    drift = None
+    champion_metric = None
+    if champion is not None:
+        champion_metric = accuracy_score(champion_model, valid, spec)
+        drift = detect_drift(
+            registry.load_reference(champion),
+            valid,
+            spec,
+            alpha=config.drift.alpha,
+            min_share_drifted=config.drift.min_share_drifted,
+            name=name,
+        )
+        if drift.drifted:
+            announce(
+                "ct.drift.detected",
+                name,
+                {"batch_id": batch.batch_id, "columns": drift.drifted_columns,
+                 "share_drifted": drift.share_drifted, "champion_version": champion.version},
+            )
+    store_history(valid, batch, str(config.history_dir))
+
+    def result(**kw: Any) -> StepResult:
+        return StepResult(
+            source=batch.source,
+            batch_id=batch.batch_id,
+            rows=len(valid),
+            champion_version=None if champion is None else champion.version,
+            champion_metric=champion_metric,
+            drift=None if drift is None else drift.drifted,
+            drifted_columns=[] if drift is None else drift.drifted_columns,
+            **kw,
+        )
+
+    if champion is not None and config.retrain.policy == "on_drift" and not (drift and drift.drifted):
+        logger.info("No drift and retrain.policy is on_drift: keeping version %d", champion.version)
+        return result(retrained=False, p_value=None, promoted=False, outcome="kept (no drift)",
+                      new_version=None, champion_after=champion.version)
+
+    # 4 retrain (subflow), 5 gate on rows neither model has seen
+    model, train, holdout, window, held = retrain(batch.batch_id, spec, config)
+    windows = {"candidate": window}
+    if champion is not None:
+        windows["champion"] = TrainingWindow.model_validate(
+            champion.metadata["lineage"]["training_window"]
+        )
+    holdout_start = holdout[spec.time_column].min() if spec.time_column else None
+    check_unseen(held, holdout_start, windows)
+    if champion is not None:
+        baseline_pred, baseline = predict(champion_model, holdout, spec), "champion"
+    else:
+        baseline_pred, baseline = predict(fit_floor(train, spec), holdout, spec), "floor"
+    decision = gate_candidate(
+        holdout[spec.target].to_numpy(),
+        baseline_pred,
+        predict(model, holdout, spec),
+        baseline=baseline,
+        alpha=config.gate.alpha,
+        min_effect=config.gate.min_effect,
+        name=name,
+    )
+    summary = decision_summary(decision)
+    previous = None if champion is None else champion.version
+    if not decision.promote:
+        announce("ct.gate.rejected", name,
+                 {"batch_id": batch.batch_id, "champion_version": previous, "decision": summary})
+        return result(retrained=True, p_value=decision.p_value, promoted=False, outcome="rejected",
+                      new_version=None, champion_after=previous)
+
+    # 6 register, then promote by compare-and-swap, 7 announce
+    run_id = None if flow_run.id is None else str(flow_run.id)
+    version = register_candidate(
+        registry,
+        name,
+        model,
+        metrics={"holdout_accuracy": decision.candidate_metric,
+                 "baseline_holdout_accuracy": decision.baseline_metric,
+                 "holdout_rows": float(decision.n), "train_rows": float(len(train))},
+        lineage={"batch_id": batch.batch_id, "source": batch.source, "data_sha256": batch.sha256,
+                 "training_window": window.model_dump(mode="json"),
+                 "flow_run_id": run_id, "code_revision": code_revision(),
+                 "estimator": config.model.estimator},
+        schema={"spec": spec.model_dump(), "hash": spec.schema_hash()},
+        reference=reference_sample(train, spec, rows=config.drift.reference_rows, seed=config.seed),
+        decision=decision.model_dump(),
+    )
+    announce("ct.model.registered", name,
+             {"version": version.version, "previous_champion": previous, "decision": summary})
+    promote_champion(
+        registry, name, version.version, expected_champion=previous,
+        reason=decision.reasons[-1], run_id=run_id,
+    )
+    announce("ct.model.promoted", name,
+             {"version": version.version, "previous_champion": previous, "decision": summary,
+              "path": version.path})
+    outcome = "promoted" if champion is not None else "first champion"
+    return result(retrained=True, p_value=decision.p_value, promoted=True, outcome=outcome,
+                  new_version=version.version, champion_after=version.version)
+
+
+if __name__ == "__main__":
+    from flows.cli import main
+
+    sys.exit(main())

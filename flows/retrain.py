@@ -1,0 +1,49 @@
+"""The retraining subflow: the same code path trains the first model and every candidate.
+
+Training window = the last `history_batches` batches of history + the older part of the new batch.
+The newest `holdout_fraction` of the new batch is held back: the gate's test set, which neither the
+candidate nor the champion has seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import CTConfig
+from tasks.data import read_history, read_history_batch
+from tasks.train import BatchSlice, TrainingWindow, fit_candidate, split_holdout, training_window
+from tasks.validate import FeatureSpec
+
+
+@task(name="fit-candidate", cache_policy=NO_CACHE)
+def train_model(train: pd.DataFrame, spec: FeatureSpec, config: CTConfig) -> Any:
+    model = fit_candidate(train, spec, config.model, seed=config.seed)
+    get_run_logger().info("Fitted %s on %d rows", config.model.estimator, len(train))
+    return model
+
+
+@flow(name="retrain")
+def retrain(
+    batch_id: str, spec: FeatureSpec, config: CTConfig
+) -> tuple[Any, pd.DataFrame, pd.DataFrame, TrainingWindow, BatchSlice]:
+    """Fit a candidate; return it, its training rows, the held-back rows and where both came from."""
+    history_dir = Path(config.history_dir)
+    past = read_history(history_dir, last=config.retrain.history_batches, before=batch_id)
+    new = read_history_batch(history_dir, batch_id)
+    train_new, holdout = split_holdout(new, config.retrain.holdout_fraction)
+    slices = [BatchSlice(batch_id=i, start=0, stop=len(f)) for i, f in past]
+    slices.append(BatchSlice(batch_id=batch_id, start=0, stop=len(train_new)))
+    train = pd.concat([*(f for _, f in past), train_new], ignore_index=True)
+    model = train_model(train, spec, config)
+    window = training_window(train, slices, spec)
+    held = BatchSlice(batch_id=batch_id, start=len(train_new), stop=len(new))
+    get_run_logger().info(
+        "Training window: %d rows from %d batches; %d rows held back for the gate",
+        len(train), len(slices), len(holdout),
+    )
+    return model, train, holdout.reset_index(drop=True), window, held

@@ -1,0 +1,138 @@
+"""`CTConfig`: the one configuration of a CT step.
+
+It is the flow parameter (Prefect validates it and renders it as a form) and loads from YAML for the
+CLI. Every default serves the built-in demo stream, so `python flows/ct.py` needs no file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.errors import ConfigError
+
+#: Modules an estimator may be imported from. A dotted path is code execution, so it is allow-listed.
+ESTIMATOR_MODULES = (
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.tree",
+    "sklearn.naive_bayes",
+    "sklearn.neighbors",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Section):
+    """What the data looks like. Feature lists left empty are inferred from the first batch."""
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    target: str = "churned"
+    time_column: str | None = "event_time"
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    classes: list[int] = Field(default_factory=lambda: [0, 1], min_length=2)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> DatasetConfig:
+        numeric, categorical = set(self.numeric or ()), set(self.categorical or ())
+        special = {self.target} | ({self.time_column} if self.time_column else set())
+        clash = (numeric & categorical) | ((numeric | categorical) & special)
+        if clash:
+            raise ValueError(f"columns listed twice (features vs target/time): {sorted(clash)}")
+        return self
+
+
+class ModelConfig(_Section):
+    """The estimator, by dotted path from an allow-listed sklearn module, and its parameters."""
+
+    estimator: str = "sklearn.linear_model.LogisticRegression"
+    params: dict[str, Any] = Field(default_factory=lambda: {"max_iter": 1000})
+
+    @field_validator("estimator")
+    @classmethod
+    def _allowed(cls, value: str) -> str:
+        module, _, name = value.rpartition(".")
+        if module not in ESTIMATOR_MODULES or not name.isidentifier():
+            raise ValueError(
+                f"estimator {value!r} is not allowed; use a class from one of {ESTIMATOR_MODULES}"
+            )
+        return value
+
+
+class ValidationConfig(_Section):
+    """Limits on what a batch may be."""
+
+    max_rows: int = Field(5_000_000, gt=0)
+    min_rows: int = Field(20, gt=0)
+
+
+class DriftConfig(_Section):
+    """Per-feature two-sample tests against the champion's reference, Benjamini-Hochberg adjusted."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    #: The batch drifts when at least this share of features drifts.
+    min_share_drifted: float = Field(0.0, ge=0, le=1)
+    reference_rows: int = Field(5_000, gt=0)
+
+
+class RetrainConfig(_Section):
+    """The training window and the held-back test slice."""
+
+    #: Past batches from history joined to the new batch's training part.
+    history_batches: int = Field(2, ge=0)
+    #: Newest share of the new batch held back as the gate's test set (nobody trains on it).
+    holdout_fraction: float = Field(0.3, gt=0, lt=1)
+    #: "always": retrain on every batch and let the gate decide; "on_drift": only when drift is found.
+    policy: Literal["always", "on_drift"] = "always"
+
+
+class GateConfig(_Section):
+    """The promotion rule: a one-sided exact McNemar test on the held-back slice."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    #: Minimum accuracy gain (candidate minus champion) worth a promotion.
+    min_effect: float = Field(0.0, ge=0, le=1)
+
+
+class CTConfig(_Section):
+    """Configuration of one continuous-training step."""
+
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    validation: ValidationConfig = ValidationConfig()
+    drift: DriftConfig = DriftConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    gate: GateConfig = GateConfig()
+    #: Where ct keeps its state: registry/, history/.
+    state_dir: str = ".ct"
+    seed: int = 0
+
+    @property
+    def registry_url(self) -> str:
+        return str(Path(self.state_dir) / "registry")
+
+    @property
+    def history_dir(self) -> Path:
+        return Path(self.state_dir) / "history" / self.dataset.name
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CTConfig:
+        """Load a config file; unknown keys are errors, so typos do not pass silently."""
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: config file not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,68 @@
+"""Registering a gated candidate, moving the champion alias, and announcing it as Prefect events.
+
+Events are named `ct.model.registered`, `ct.model.promoted` and `ct.gate.rejected`, for the resource
+`ct.model.<name>`; the payload carries the decision so a delivery deployment can trigger on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from blocks.registry import AliasEntry, ModelRegistry, ModelVersion
+from tasks.gate import GateDecision
+
+
+def decision_summary(decision: GateDecision) -> dict[str, Any]:
+    """The part of a gate decision that travels in event payloads."""
+    return {
+        "promote": decision.promote,
+        "baseline": decision.baseline,
+        "test": decision.test,
+        "metric": decision.metric,
+        "p_value": decision.p_value,
+        "effect": decision.effect,
+        "n": decision.n,
+    }
+
+
+def model_resource(name: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"ct.model.{name}", "prefect.resource.name": name}
+
+
+# ---------------------------------------------------------------- Prefect tasks
+@task(name="announce", cache_policy=NO_CACHE)
+def announce(event: str, name: str, payload: dict[str, Any]) -> str | None:
+    """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth)."""
+    emitted = emit_event(event=event, resource=model_resource(name), payload=payload)
+    get_run_logger().info("Event %s for ct.model.%s", event, name)
+    return None if emitted is None else str(emitted.id)
+
+
+@task(name="register-candidate", cache_policy=NO_CACHE)
+def register_candidate(registry: ModelRegistry, name: str, model: Any, **card: Any) -> ModelVersion:
+    """Write an immutable version (not yet champion); a crash leaves no visible partial version."""
+    version = registry.register(name, model, **card)
+    get_run_logger().info("Registered %s version %d at %s", name, version.version, version.path)
+    return version
+
+
+@task(name="promote-champion", cache_policy=NO_CACHE)
+def promote_champion(
+    registry: ModelRegistry,
+    name: str,
+    version: int,
+    *,
+    expected_champion: int | None,
+    reason: str,
+    run_id: str | None,
+) -> AliasEntry:
+    """Compare-and-swap the champion alias. Never retried: a lost race must be decided again."""
+    entry = registry.promote(
+        name, version, expected_champion=expected_champion, reason=reason, run_id=run_id
+    )
+    get_run_logger().info("Champion of %s: version %s -> %d", name, expected_champion, version)
+    return entry
