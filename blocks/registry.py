@@ -190,7 +190,9 @@ class ModelRegistry(Block):
             "lineage": {**lineage, "packages": _package_versions()},
             "schema": schema,
         }
-        _publish_exclusive(folder / "metadata.json", json.dumps(meta, indent=2, default=str).encode())
+        _publish_exclusive(
+            folder / "metadata.json", json.dumps(meta, indent=2, default=str).encode()
+        )
         return self._read_version(name, number)
 
     def promote(
@@ -224,7 +226,9 @@ class ModelRegistry(Block):
             at=datetime.now(UTC),
         )
         try:
-            _publish_exclusive(folder / f"{entry.sequence:08d}.json", entry.model_dump_json().encode())
+            _publish_exclusive(
+                folder / f"{entry.sequence:08d}.json", entry.model_dump_json().encode()
+            )
         except FileExistsError as exc:
             raise AliasConflictError(
                 f"{name}: {alias} was moved by another run while this one promoted version {version}"
@@ -238,7 +242,9 @@ class ModelRegistry(Block):
         if not folder.is_dir():
             return []
         return sorted(
-            int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "metadata.json").is_file()
+            int(p.name)
+            for p in folder.iterdir()
+            if p.name.isdigit() and (p / "metadata.json").is_file()
         )
 
     def alias_log(self, name: str, alias: str = "champion") -> list[AliasEntry]:
@@ -263,7 +269,9 @@ class ModelRegistry(Block):
             found["previous"] = log[-1].previous
         return found
 
-    def get(self, name: str, *, version: int | None = None, alias: str | None = None) -> ModelVersion:
+    def get(
+        self, name: str, *, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
         """A complete version by number or alias; a missing one is a `RegistryError`."""
         if version is None:
             entry = self._latest_entry(name, alias or "champion")
@@ -301,7 +309,9 @@ class ModelRegistry(Block):
         path = Path(mv.path) / file_name
         data = path.read_bytes()
         if _sha256(data) != mv.files[file_name]:
-            raise RegistryError(f"{path}: sha256 does not match metadata.json; the file was altered")
+            raise RegistryError(
+                f"{path}: sha256 does not match metadata.json; the file was altered"
+            )
         return data
 
     def load_model(

@@ -19,7 +19,13 @@ from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
 from tasks.errors import CTError
-from tasks.report import BACKTEST_COLUMNS, StepResult, backtest_markdown, backtest_row, plot_backtest
+from tasks.report import (
+    BACKTEST_COLUMNS,
+    StepResult,
+    backtest_markdown,
+    backtest_row,
+    plot_backtest,
+)
 from tasks.train import accuracy_score
 from tasks.validate import FeatureSpec, validate_frame
 
@@ -37,7 +43,9 @@ def split_batches(
     return [frame.iloc[i : i + batch_rows] for i in range(0, len(frame), batch_rows)]
 
 
-def batch_files(data: str | Path, *, out_dir: Path, batch_rows: int, order_by: str | None) -> list[str]:
+def batch_files(
+    data: str | Path, *, out_dir: Path, batch_rows: int, order_by: str | None
+) -> list[str]:
     """Batches as files: a folder's CSV/Parquet files in name order, or one file cut into batches."""
     path = Path(data)
     if path.is_dir():
@@ -92,10 +100,18 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
             error = state.result(raise_on_failure=False)
             champion = registry.champion(name)
             step = StepResult(
-                source=source, batch_id="-", rows=0,
+                source=source,
+                batch_id="-",
+                rows=0,
                 champion_version=None if champion is None else champion.version,
-                champion_metric=None, drift=None, drifted_columns=[], retrained=False,
-                p_value=None, promoted=False, outcome=f"failed: {error}", new_version=None,
+                champion_metric=None,
+                drift=None,
+                drifted_columns=[],
+                retrained=False,
+                p_value=None,
+                promoted=False,
+                outcome=f"failed: {error}",
+                new_version=None,
                 champion_after=None if champion is None else champion.version,
             )
         if first_version is None and step.promoted:
@@ -103,9 +119,12 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
         rows.append(backtest_row(number, step, static))
         logger.info(
             "batch %d/%d: champion v%s acc %s, drift %s, %s",
-            number, len(batches), step.champion_version,
+            number,
+            len(batches),
+            step.champion_version,
             "-" if step.champion_metric is None else f"{step.champion_metric:.3f}",
-            step.drift, step.outcome,
+            step.drift,
+            step.outcome,
         )
     table = pd.DataFrame(rows, columns=BACKTEST_COLUMNS).astype(
         {"champion_version": "Int64", "new_version": "Int64"}

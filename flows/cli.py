@@ -84,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
         "the majority class. Exit code 0 whether promoted or rejected; 1 on bad input.",
     )
     run.add_argument("--data", required=True, metavar="PATH", help="CSV or Parquet file")
-    run.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in demo config)")
+    run.add_argument(
+        "--config", metavar="YAML", help="CTConfig file (default: built-in demo config)"
+    )
     run.add_argument("--state-dir", metavar="DIR", help="override state_dir (default .ct)")
 
     bt = commands.add_parser(
@@ -94,19 +96,29 @@ def _parser() -> argparse.ArgumentParser:
         "the same CT step on each, in a fresh registry inside --out. Writes backtest.csv and "
         "backtest.png (CT vs the never-updated first model).",
     )
-    bt.add_argument("--data", required=True, metavar="PATH", help="CSV/Parquet file, or a folder of them")
+    bt.add_argument(
+        "--data", required=True, metavar="PATH", help="CSV/Parquet file, or a folder of them"
+    )
     bt.add_argument("--target", required=True, metavar="COL", help="label column (0/1 classes)")
-    bt.add_argument("--order-by", metavar="COL", help="time column to sort by (default: file order)")
-    bt.add_argument("--batch-rows", type=int, default=1000, metavar="N", help="rows per batch (default 1000)")
+    bt.add_argument(
+        "--order-by", metavar="COL", help="time column to sort by (default: file order)"
+    )
+    bt.add_argument(
+        "--batch-rows", type=int, default=1000, metavar="N", help="rows per batch (default 1000)"
+    )
     bt.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
-    bt.add_argument("--config", metavar="YAML", help="CTConfig file; --target/--order-by override it")
+    bt.add_argument(
+        "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
+    )
     parser.add_argument("--version", action="version", version="ct 0.1.0")
     return parser
 
 
 def _demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=12, metavar="N", help="batches (default 12)")
-    parser.add_argument("--rows", type=int, default=800, metavar="N", help="rows per batch (default 800)")
+    parser.add_argument(
+        "--rows", type=int, default=800, metavar="N", help="rows per batch (default 800)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
@@ -180,15 +192,33 @@ def _config(path: str | None, **overrides: Any) -> CTConfig:
 
 
 def _out_dir(out: str | None) -> Path:
-    return Path(out) if out else Path(".ct") / "backtests" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return (
+        Path(out) if out else Path(".ct") / "backtests" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
 
 
 def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
     table = Table(title="Backtest: one CT step per batch", title_justify="left")
-    columns = ["batch", "rows", "champion_version", "metric_champion", "metric_static", "drift",
-               "p_value", "outcome"]
-    headers = ["batch", "rows", "champion", "champion acc", "first-model acc", "drift",
-               "gate p", "decision"]
+    columns = [
+        "batch",
+        "rows",
+        "champion_version",
+        "metric_champion",
+        "metric_static",
+        "drift",
+        "p_value",
+        "outcome",
+    ]
+    headers = [
+        "batch",
+        "rows",
+        "champion",
+        "champion acc",
+        "first-model acc",
+        "drift",
+        "gate p",
+        "decision",
+    ]
     for header in headers:
         table.add_column(header, justify="right" if header not in {"decision"} else "left")
     failures: list[str] = []
@@ -233,7 +263,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from tasks.demo import write_demo_stream
 
     files = write_demo_stream(args.out_dir, n_batches=args.batches, rows=args.rows, seed=args.seed)
-    console.print(f"Wrote {len(files)} batches to {args.out_dir}: {files[0].name} ... {files[-1].name}")
+    console.print(
+        f"Wrote {len(files)} batches to {args.out_dir}: {files[0].name} ... {files[-1].name}"
+    )
     return 0
 
 
@@ -245,7 +277,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with prefect_backend() as label:
         console.print(f"Prefect: {label}")
         step = continuous_training(args.data, config)
-    drift = "-" if step.drift is None else ("DRIFT " + ", ".join(step.drifted_columns) if step.drift else "none")
+    drift = (
+        "-"
+        if step.drift is None
+        else ("DRIFT " + ", ".join(step.drifted_columns) if step.drift else "none")
+    )
     console.print(
         f"{step.source}: {step.rows} rows | champion before: {fmt(step.champion_version)} "
         f"(accuracy on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
@@ -260,12 +296,17 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     base = CTConfig.from_yaml(args.config) if args.config else None
     dataset: dict[str, Any] = {
-        "name": base.dataset.name if base else Path(args.data).stem.replace(" ", "_")[:64] or "data",
+        "name": base.dataset.name
+        if base
+        else Path(args.data).stem.replace(" ", "_")[:64] or "data",
         "target": args.target,
         "time_column": args.order_by,
     }
     if base:
-        dataset = {**base.dataset.model_dump(), **{k: v for k, v in dataset.items() if v is not None}}
+        dataset = {
+            **base.dataset.model_dump(),
+            **{k: v for k, v in dataset.items() if v is not None},
+        }
     else:
         dataset |= {"numeric": None, "categorical": None}
     config = _config(args.config, state_dir=str(out), dataset=dataset)
@@ -278,7 +319,12 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": _cmd_demo, "demo-data": _cmd_demo_data, "run": _cmd_run, "backtest": _cmd_backtest}
+COMMANDS = {
+    "demo": _cmd_demo,
+    "demo-data": _cmd_demo_data,
+    "run": _cmd_run,
+    "backtest": _cmd_backtest,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -64,7 +64,11 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
     registry = ModelRegistry(url=config.registry_url)
 
     # 1 load
-    wanted = [config.dataset.target, *(config.dataset.numeric or []), *(config.dataset.categorical or [])]
+    wanted = [
+        config.dataset.target,
+        *(config.dataset.numeric or []),
+        *(config.dataset.categorical or []),
+    ]
     frame, batch = load_batch(data, max_rows=config.validation.max_rows, wanted=wanted)
     current = read_champion(registry, name)
     champion, champion_model = current if current else (None, None)
@@ -93,8 +97,12 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             announce(
                 "ct.drift.detected",
                 name,
-                {"batch_id": batch.batch_id, "columns": drift.drifted_columns,
-                 "share_drifted": drift.share_drifted, "champion_version": champion.version},
+                {
+                    "batch_id": batch.batch_id,
+                    "columns": drift.drifted_columns,
+                    "share_drifted": drift.share_drifted,
+                    "champion_version": champion.version,
+                },
             )
     store_history(valid, batch, str(config.history_dir))
 
@@ -110,10 +118,20 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             **kw,
         )
 
-    if champion is not None and config.retrain.policy == "on_drift" and not (drift and drift.drifted):
+    if (
+        champion is not None
+        and config.retrain.policy == "on_drift"
+        and not (drift and drift.drifted)
+    ):
         logger.info("No drift and retrain.policy is on_drift: keeping version %d", champion.version)
-        return result(retrained=False, p_value=None, promoted=False, outcome="kept (no drift)",
-                      new_version=None, champion_after=champion.version)
+        return result(
+            retrained=False,
+            p_value=None,
+            promoted=False,
+            outcome="kept (no drift)",
+            new_version=None,
+            champion_after=champion.version,
+        )
 
     # 4 retrain (subflow), 5 gate on rows neither model has seen
     model, train, holdout, window, held = retrain(batch.batch_id, spec, config)
@@ -122,12 +140,13 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
         windows["champion"] = TrainingWindow.model_validate(
             champion.metadata["lineage"]["training_window"]
         )
-    holdout_start = holdout[spec.time_column].min() if spec.time_column else None
+    holdout_start = (
+        holdout[spec.time_column].min().to_pydatetime(warn=False) if spec.time_column else None
+    )
     check_unseen(held, holdout_start, windows)
-    if champion is not None:
-        baseline_pred, baseline = predict(champion_model, holdout, spec), "champion"
-    else:
-        baseline_pred, baseline = predict(fit_floor(train, spec), holdout, spec), "floor"
+    baseline: Literal["champion", "floor"] = "champion" if champion is not None else "floor"
+    baseline_model = champion_model if champion is not None else fit_floor(train, spec)
+    baseline_pred = predict(baseline_model, holdout, spec)
     decision = gate_candidate(
         holdout[spec.target].to_numpy(),
         baseline_pred,
@@ -140,10 +159,19 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
     summary = decision_summary(decision)
     previous = None if champion is None else champion.version
     if not decision.promote:
-        announce("ct.gate.rejected", name,
-                 {"batch_id": batch.batch_id, "champion_version": previous, "decision": summary})
-        return result(retrained=True, p_value=decision.p_value, promoted=False, outcome="rejected",
-                      new_version=None, champion_after=previous)
+        announce(
+            "ct.gate.rejected",
+            name,
+            {"batch_id": batch.batch_id, "champion_version": previous, "decision": summary},
+        )
+        return result(
+            retrained=True,
+            p_value=decision.p_value,
+            promoted=False,
+            outcome="rejected",
+            new_version=None,
+            champion_after=previous,
+        )
 
     # 6 register, then promote by compare-and-swap, 7 announce
     run_id = None if flow_run.id is None else str(flow_run.id)
@@ -151,29 +179,57 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
         registry,
         name,
         model,
-        metrics={"holdout_accuracy": decision.candidate_metric,
-                 "baseline_holdout_accuracy": decision.baseline_metric,
-                 "holdout_rows": float(decision.n), "train_rows": float(len(train))},
-        lineage={"batch_id": batch.batch_id, "source": batch.source, "data_sha256": batch.sha256,
-                 "training_window": window.model_dump(mode="json"),
-                 "flow_run_id": run_id, "code_revision": code_revision(),
-                 "estimator": config.model.estimator},
+        metrics={
+            "holdout_accuracy": decision.candidate_metric,
+            "baseline_holdout_accuracy": decision.baseline_metric,
+            "holdout_rows": float(decision.n),
+            "train_rows": float(len(train)),
+        },
+        lineage={
+            "batch_id": batch.batch_id,
+            "source": batch.source,
+            "data_sha256": batch.sha256,
+            "training_window": window.model_dump(mode="json"),
+            "flow_run_id": run_id,
+            "code_revision": code_revision(),
+            "estimator": config.model.estimator,
+        },
         schema={"spec": spec.model_dump(), "hash": spec.schema_hash()},
         reference=reference_sample(train, spec, rows=config.drift.reference_rows, seed=config.seed),
         decision=decision.model_dump(),
     )
-    announce("ct.model.registered", name,
-             {"version": version.version, "previous_champion": previous, "decision": summary})
-    promote_champion(
-        registry, name, version.version, expected_champion=previous,
-        reason=decision.reasons[-1], run_id=run_id,
+    announce(
+        "ct.model.registered",
+        name,
+        {"version": version.version, "previous_champion": previous, "decision": summary},
     )
-    announce("ct.model.promoted", name,
-             {"version": version.version, "previous_champion": previous, "decision": summary,
-              "path": version.path})
+    promote_champion(
+        registry,
+        name,
+        version.version,
+        expected_champion=previous,
+        reason=decision.reasons[-1],
+        run_id=run_id,
+    )
+    announce(
+        "ct.model.promoted",
+        name,
+        {
+            "version": version.version,
+            "previous_champion": previous,
+            "decision": summary,
+            "path": version.path,
+        },
+    )
     outcome = "promoted" if champion is not None else "first champion"
-    return result(retrained=True, p_value=decision.p_value, promoted=True, outcome=outcome,
-                  new_version=version.version, champion_after=version.version)
+    return result(
+        retrained=True,
+        p_value=decision.p_value,
+        promoted=True,
+        outcome=outcome,
+        new_version=version.version,
+        champion_after=version.version,
+    )
 
 
 if __name__ == "__main__":

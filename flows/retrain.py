@@ -44,6 +44,8 @@ def retrain(
     held = BatchSlice(batch_id=batch_id, start=len(train_new), stop=len(new))
     get_run_logger().info(
         "Training window: %d rows from %d batches; %d rows held back for the gate",
-        len(train), len(slices), len(holdout),
+        len(train),
+        len(slices),
+        len(holdout),
     )
     return model, train, holdout.reset_index(drop=True), window, held

@@ -47,7 +47,9 @@ def read_batch(source: str | Path, *, max_rows: int | None = None) -> tuple[pd.D
     path = Path(source)
     name = str(source)
     if not path.exists():
-        raise DataLoadError(name, "file not found; check the path (it is relative to the current folder)")
+        raise DataLoadError(
+            name, "file not found; check the path (it is relative to the current folder)"
+        )
     if path.is_dir():
         raise DataLoadError(name, "is a directory; pass one CSV or Parquet file")
     if path.stat().st_size == 0:
@@ -77,7 +79,9 @@ def read_batch(source: str | Path, *, max_rows: int | None = None) -> tuple[pd.D
         raise DataLoadError(name, f"has more than {max_rows} rows (validation.max_rows); split it")
     digest = file_sha256(path)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:48] or "batch"
-    return frame, Batch(source=name, batch_id=f"{stem}-{digest[:12]}", sha256=digest, rows=len(frame))
+    return frame, Batch(
+        source=name, batch_id=f"{stem}-{digest[:12]}", sha256=digest, rows=len(frame)
+    )
 
 
 def require_columns(frame: pd.DataFrame, wanted: list[str], source: str) -> None:

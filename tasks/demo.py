@@ -75,7 +75,9 @@ def demo_batch(batch: int, *, rows: int = BATCH_ROWS, seed: int = 0) -> pd.DataF
     return frame
 
 
-def demo_stream(*, n_batches: int = N_BATCHES, rows: int = BATCH_ROWS, seed: int = 0) -> list[pd.DataFrame]:
+def demo_stream(
+    *, n_batches: int = N_BATCHES, rows: int = BATCH_ROWS, seed: int = 0
+) -> list[pd.DataFrame]:
     """All batches of the demo stream, in time order."""
     return [demo_batch(b, rows=rows, seed=seed) for b in range(1, n_batches + 1)]
 

@@ -54,7 +54,9 @@ class DriftReport(BaseModel):
         return [c.column for c in self.columns if c.drifted]
 
 
-def reference_sample(frame: pd.DataFrame, spec: FeatureSpec, *, rows: int, seed: int) -> pd.DataFrame:
+def reference_sample(
+    frame: pd.DataFrame, spec: FeatureSpec, *, rows: int, seed: int
+) -> pd.DataFrame:
     """A bounded, seeded sample of the training features: the reference stored with a model."""
     features = frame[spec.features]
     if len(features) <= rows:
@@ -75,7 +77,10 @@ def ks_test(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
 def chi_square_test(reference: pd.Series, current: pd.Series) -> tuple[float, float]:
     """Chi-square statistic and p-value on the 2 x K category counts; (0, 1) with < 2 categories."""
     counts = pd.concat(
-        [reference.dropna().astype(str).value_counts(), current.dropna().astype(str).value_counts()],
+        [
+            reference.dropna().astype(str).value_counts(),
+            current.dropna().astype(str).value_counts(),
+        ],
         axis=1,
     ).fillna(0)
     counts = counts[counts.sum(axis=1) > 0]
@@ -170,7 +175,10 @@ def detect_drift(
     )
     verdict = "DRIFT" if report.drifted else "no drift"
     get_run_logger().info(
-        "%s: %d/%d features drifted %s", verdict, report.n_drifted, report.n_columns,
+        "%s: %d/%d features drifted %s",
+        verdict,
+        report.n_drifted,
+        report.n_columns,
         report.drifted_columns,
     )
     create_table_artifact(

@@ -9,6 +9,7 @@ beat a floor (the majority class) by the same rule.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -43,7 +44,9 @@ class GateDecision(BaseModel):
     reasons: list[str]
 
 
-def mcnemar_exact_greater(baseline_correct: np.ndarray, candidate_correct: np.ndarray) -> tuple[int, int, float]:
+def mcnemar_exact_greater(
+    baseline_correct: np.ndarray, candidate_correct: np.ndarray
+) -> tuple[int, int, float]:
     """(b, c, p): discordant counts and the exact one-sided p-value that the candidate is better."""
     base = np.asarray(baseline_correct, dtype=bool)
     cand = np.asarray(candidate_correct, dtype=bool)
@@ -86,7 +89,8 @@ def compare(
         reasons.append(f"The gain {effect:+.3f} is below the minimum effect {min_effect:g}.")
     promote = significant and large_enough
     reasons.append(
-        "Promote: the candidate is significantly better." if promote
+        "Promote: the candidate is significantly better."
+        if promote
         else f"Reject: not enough evidence that the candidate beats the {baseline}."
     )
     return GateDecision(
@@ -105,7 +109,9 @@ def compare(
     )
 
 
-def check_unseen(holdout: BatchSlice, holdout_start: object, windows: dict[str, TrainingWindow]) -> None:
+def check_unseen(
+    holdout: BatchSlice, holdout_start: datetime | None, windows: dict[str, TrainingWindow]
+) -> None:
     """Refuse a test set that overlaps a model's recorded training window (rows or time)."""
     for who, window in windows.items():
         for part in window.slices:
@@ -115,7 +121,11 @@ def check_unseen(holdout: BatchSlice, holdout_start: object, windows: dict[str, 
                     f"the test rows {holdout.batch_id}[{holdout.start}:{holdout.stop}] overlap the "
                     f"{who}'s training rows [{part.start}:{part.stop}]; a fair gate needs unseen rows"
                 )
-        if window.time_end is not None and holdout_start is not None and holdout_start < window.time_end:  # type: ignore[operator]
+        if (
+            window.time_end is not None
+            and holdout_start is not None
+            and holdout_start < window.time_end
+        ):
             raise GateError(
                 f"the test set starts at {holdout_start}, before the end of the {who}'s training data "
                 f"(which ends {window.time_end}); a fair gate needs rows newer than both models saw"

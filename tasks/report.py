@@ -35,8 +35,19 @@ class StepResult(BaseModel):
 
 
 BACKTEST_COLUMNS = [
-    "batch", "source", "rows", "champion_version", "metric_champion", "metric_static",
-    "drift", "drifted_columns", "retrained", "promoted", "p_value", "new_version", "outcome",
+    "batch",
+    "source",
+    "rows",
+    "champion_version",
+    "metric_champion",
+    "metric_static",
+    "drift",
+    "drifted_columns",
+    "retrained",
+    "promoted",
+    "p_value",
+    "new_version",
+    "outcome",
 ]
 
 
@@ -61,8 +72,16 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
 
 def backtest_markdown(table: pd.DataFrame) -> str:
     """The per-batch backtest table as markdown, for the artifact and the README."""
-    shown = ["batch", "rows", "champion_version", "metric_champion", "metric_static",
-             "drift", "p_value", "outcome"]
+    shown = [
+        "batch",
+        "rows",
+        "champion_version",
+        "metric_champion",
+        "metric_static",
+        "drift",
+        "p_value",
+        "outcome",
+    ]
     header = "| " + " | ".join(shown) + " |"
     rule = "|" + "---|" * len(shown)
     body = [
@@ -89,8 +108,13 @@ def plot_backtest(table: pd.DataFrame, path: Path, *, title: str) -> Path:
     for _, row in promoted.iterrows():
         ax.axvline(row["batch"] + 0.5, color="#2a9d8f", ls=":", lw=1.2)
         ax.annotate(
-            f"v{int(row['new_version'])}", (row["batch"] + 0.5, 1.0), xycoords=("data", "axes fraction"),
-            ha="center", va="bottom", fontsize=8, color="#2a9d8f",
+            f"v{int(row['new_version'])}",
+            (row["batch"] + 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#2a9d8f",
         )
     ax.plot([], [], color="#2a9d8f", ls=":", label="promotion (serves from next batch)")
     ax.fill_between([], [], color="#f4a261", alpha=0.3, label="drift detected")
@@ -105,4 +129,3 @@ def plot_backtest(table: pd.DataFrame, path: Path, *, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-

@@ -89,13 +89,15 @@ def make_estimator(model: ModelConfig, spec: FeatureSpec, *, seed: int) -> Pipel
 
 def split_holdout(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time-ordered split: the newest `fraction` of rows is held back. `frame` is already sorted."""
-    n_hold = int(round(len(frame) * fraction))
+    n_hold = round(len(frame) * fraction)
     n_hold = min(max(n_hold, 1), len(frame) - 1)
     cut = len(frame) - n_hold
     return frame.iloc[:cut], frame.iloc[cut:]
 
 
-def training_window(frame: pd.DataFrame, slices: list[BatchSlice], spec: FeatureSpec) -> TrainingWindow:
+def training_window(
+    frame: pd.DataFrame, slices: list[BatchSlice], spec: FeatureSpec
+) -> TrainingWindow:
     times = frame[spec.time_column] if spec.time_column else None
     return TrainingWindow(
         slices=slices,
@@ -106,7 +108,9 @@ def training_window(frame: pd.DataFrame, slices: list[BatchSlice], spec: Feature
     )
 
 
-def fit_candidate(train: pd.DataFrame, spec: FeatureSpec, model: ModelConfig, *, seed: int) -> Pipeline:
+def fit_candidate(
+    train: pd.DataFrame, spec: FeatureSpec, model: ModelConfig, *, seed: int
+) -> Pipeline:
     """Fit the configured pipeline; the same call trains the first model and every candidate."""
     classes = set(train[spec.target].unique())
     if len(classes) < 2:

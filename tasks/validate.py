@@ -133,6 +133,9 @@ def validate_batch(frame: pd.DataFrame, spec: FeatureSpec, source: str) -> pd.Da
     valid = validate_frame(frame, spec, source=source)
     get_run_logger().info(
         "Validated %s: %d rows, %d features, schema %s",
-        source, len(valid), len(spec.features), spec.schema_hash()[:12],
+        source,
+        len(valid),
+        len(spec.features),
+        spec.schema_hash()[:12],
     )
     return valid

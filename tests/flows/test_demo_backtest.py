@@ -1,0 +1,112 @@
+"""The default run, end to end: `python flows/ct.py` backtests the demo stream (issue 3)."""
+
+import time
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+from blocks.registry import ModelRegistry
+from flows.cli import main
+from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
+
+REQUIRED = [
+    "batch",
+    "rows",
+    "champion_version",
+    "metric_champion",
+    "metric_static",
+    "drift",
+    "retrained",
+    "promoted",
+    "p_value",
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["--out", str(out)]) == 0
+    return out, pd.read_csv(out / "backtest.csv")
+
+
+def test_writes_the_table_and_the_plot(demo):
+    out, table = demo
+    assert set(REQUIRED) <= set(table.columns)
+    assert list(table["batch"]) == list(range(1, 13))
+    assert (table["rows"] == 800).all()
+    png = (out / "backtest.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_detects_the_known_drift_and_not_the_stable_batches(demo):
+    _, table = demo
+    drift = dict(zip(table["batch"], table["drift"], strict=True))
+    assert drift[ABRUPT_BATCH] is True or drift[ABRUPT_BATCH] == "True"
+    assert any(str(drift[b]) == "True" for b in GRADUAL_BATCHES)
+    assert all(str(drift[b]) == "False" for b in range(2, ABRUPT_BATCH))
+
+
+def test_promotes_and_rejects_and_ct_beats_the_static_model(demo):
+    _, table = demo
+    later = table[table["batch"] > 1]
+    assert later["promoted"].any() and (~later["promoted"]).any()
+    assert table.loc[0, "outcome"] == "first champion"
+    after = table[table["batch"] > ABRUPT_BATCH + 1]
+    assert (after["metric_champion"] > after["metric_static"] + 0.2).all()
+    # every p-value of a promotion is below alpha, of a rejection not
+    assert (table.loc[table["promoted"], "p_value"] < 0.05).all()
+    assert (table.loc[table["outcome"] == "rejected", "p_value"] >= 0.05).all()
+
+
+def test_registry_holds_exactly_the_versions_the_table_reports(demo):
+    out, table = demo
+    registry = ModelRegistry(url=str(out / "registry"))
+    reported = sorted(int(v) for v in table["new_version"].dropna())
+    assert registry.versions("demo") == reported
+    assert registry.aliases("demo")["champion"] == reported[-1]
+    log = registry.alias_log("demo")
+    assert [e.version for e in log] == reported
+    for row in table.itertuples():
+        if row.batch > 1:
+            assert int(row.champion_version) in reported
+    newest = registry.get("demo", alias="champion")
+    lineage = newest.metadata["lineage"]
+    assert lineage["training_window"]["fingerprint"] and lineage["flow_run_id"]
+    assert newest.metadata["decision"]["promote"] is True
+
+
+def _events(client, name):
+    response = client.request(
+        "POST",
+        "/events/filter",
+        json={
+            "filter": {"event": {"name": [name]}, "resource": {"id": ["ct.model.demo"]}},
+            "limit": 50,
+        },
+    )
+    return response.json()["events"]
+
+
+def test_events_and_artifacts_reach_the_server(demo):
+    _, table = demo
+    promotions = int(table["promoted"].sum())
+    rejections = int((table["outcome"] == "rejected").sum())
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            promoted = _events(client, "ct.model.promoted")
+            rejected = _events(client, "ct.gate.rejected")
+            if len(promoted) >= promotions and len(rejected) >= rejections:
+                break
+            time.sleep(1)
+        assert len(promoted) == promotions and len(rejected) == rejections
+        versions = sorted(e["payload"]["version"] for e in promoted)
+        assert versions == sorted(int(v) for v in table["new_version"].dropna())
+        assert all("p_value" in e["payload"]["decision"] for e in rejected)
+        for key in ("drift-report", "gate-decision", "backtest"):
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+            assert found and all(a.description for a in found), key

@@ -1,0 +1,82 @@
+"""`python flows/ct.py run`: one CT step on files, and bad input that changes nothing (issue 3)."""
+
+from pathlib import Path
+
+import pytest
+
+from blocks.registry import ModelRegistry
+from flows.cli import main
+from tasks.demo import write_demo_stream
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    """A state folder with a first champion trained by `run` on batch 1."""
+    root = tmp_path_factory.mktemp("run")
+    files = write_demo_stream(root / "data", n_batches=7, rows=600)
+    assert main(["run", "--data", str(files[0]), "--state-dir", str(root / "state")]) == 0
+    return root, files
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    registry = root / "state" / "registry"
+    return {
+        str(p.relative_to(registry)): p.read_bytes() for p in registry.rglob("*") if p.is_file()
+    }
+
+
+def test_first_run_trains_a_champion_that_beats_the_floor(state):
+    root, _ = state
+    registry = ModelRegistry(url=str(root / "state" / "registry"))
+    assert registry.versions("demo") == [1] and registry.aliases("demo") == {"champion": 1}
+    decision = registry.get("demo", version=1).metadata["decision"]
+    assert decision["baseline"] == "floor" and decision["p_value"] < 0.05
+
+
+def test_abrupt_drift_batch_is_detected_and_promoted(state, capsys):
+    root, files = state
+    assert main(["run", "--data", str(files[5]), "--state-dir", str(root / "state")]) == 0
+    out = capsys.readouterr().out
+    assert "DRIFT" in out and "promoted" in out
+    assert ModelRegistry(url=str(root / "state" / "registry")).aliases("demo")["champion"] == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "nope.csv", "file not found"),
+        (lambda d: _write(d / "empty.csv", b""), "file is empty"),
+        (lambda d: _write(d / "other.csv", b"p,q\n1,2\n"), "none of the configured columns"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _write(d / "abc.csv", _abc()), "column='age' rule=\"coerce_dtype"),
+    ],
+)
+def test_bad_input_exits_1_with_one_line_and_changes_nothing(
+    state, capsys, tmp_path, make, message
+):
+    root, _ = state
+    before = snapshot(root)
+    path = make(tmp_path)
+    assert main(["run", "--data", str(path), "--state-dir", str(root / "state")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: " + str(path)) and message in err, err
+    assert len(err.splitlines()) == 1
+    assert snapshot(root) == before
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _abc() -> bytes:
+    import io
+
+    from tasks.demo import demo_batch
+
+    frame = demo_batch(7, rows=100)
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[3, "age"] = "abc"
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
