@@ -57,9 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    prefect = [_prefect_option()]
 
     demo = commands.add_parser(
         "demo",
+        parents=prefect,
         help="backtest CT over the built-in demo stream (the default)",
         description="Generate the demo stream (known drift at batch 6 and from batch 9) and "
         "backtest the CT policy over it in a fresh registry.",
@@ -78,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
+        parents=prefect,
         help="run one CT step on a labelled batch",
         description="Load, validate, measure drift, retrain, gate, and register/promote or "
         "reject. The first step on an empty registry trains the first champion, which must beat "
@@ -91,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bt = commands.add_parser(
         "backtest",
+        parents=prefect,
         help="replay a CSV/Parquet history in time order, one CT step per batch",
         description="Cut the data into batches (or take a folder's files as batches), then run "
         "the same CT step on each, in a fresh registry inside --out. Writes backtest.csv and "
@@ -112,6 +116,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="ct 0.1.0")
     return parser
+
+
+def _prefect_option() -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "--prefect",
+        default="auto",
+        metavar="MODE",
+        help="Prefect backend: 'auto' (PREFECT_API_URL, else a server on 127.0.0.1:4200 if one "
+        "answers, else ephemeral), 'ephemeral' (a temporary server), or an API URL",
+    )
+    return shared
 
 
 def _demo_options(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +162,7 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prefect_backend() -> Iterator[str]:
+def prefect_backend(mode: str = "auto") -> Iterator[str]:
     """Use the configured server, else a local one that answers, else an ephemeral server."""
     from prefect.settings import (
         PREFECT_API_URL,
@@ -162,7 +178,14 @@ def prefect_backend() -> Iterator[str]:
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
     }
     configured = PREFECT_API_URL.value()
-    if configured:
+    restore: set[Any] = set()
+    if mode not in {"auto", "ephemeral"}:
+        updates[PREFECT_API_URL] = mode
+        label = f"Prefect server at {mode} (--prefect)"
+    elif mode == "ephemeral":
+        restore.add(PREFECT_API_URL)
+        label = "a temporary Prefect server (--prefect ephemeral)"
+    elif configured:
         label = f"Prefect server at {configured} (from your Prefect settings)"
     elif _answers(LOCAL_SERVER):
         updates[PREFECT_API_URL] = LOCAL_SERVER
@@ -172,7 +195,7 @@ def prefect_backend() -> Iterator[str]:
             "a temporary Prefect server (ephemeral: several seconds of start-up; run "
             "`prefect server start --host 127.0.0.1` to reuse one and keep the runs)"
         )
-    with temporary_settings(updates=updates):
+    with temporary_settings(updates=updates, restore_defaults=restore):
         yield label
 
 
@@ -252,7 +275,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     files = write_demo_stream(out / "data", n_batches=args.batches, rows=args.rows, seed=args.seed)
     config = _config(args.config, state_dir=str(out))
     console.print(f"Demo stream: {len(files)} batches of {args.rows} rows in {out / 'data'}")
-    with prefect_backend() as label:
+    with prefect_backend(args.prefect) as label:
         console.print(f"Prefect: {label}")
         rows = backtest([str(f) for f in files], config, str(out))
     _print_backtest(rows, out)
@@ -274,7 +297,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     overrides = {"state_dir": args.state_dir} if args.state_dir else {}
     config = _config(args.config, **overrides)
-    with prefect_backend() as label:
+    with prefect_backend(args.prefect) as label:
         console.print(f"Prefect: {label}")
         step = continuous_training(args.data, config)
     drift = (
@@ -312,7 +335,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     config = _config(args.config, state_dir=str(out), dataset=dataset)
     files = batch_files(args.data, out_dir=out, batch_rows=args.batch_rows, order_by=args.order_by)
     console.print(f"{args.data}: {len(files)} batches")
-    with prefect_backend() as label:
+    with prefect_backend(args.prefect) as label:
         console.print(f"Prefect: {label}")
         rows = backtest(files, config, str(out))
     _print_backtest(rows, out)
