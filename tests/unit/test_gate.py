@@ -1,79 +1,285 @@
-"""The McNemar gate against scipy's exact binomial test, and the decision rule."""
+"""The gate's tests against scipy, statsmodels, sklearn and brute force; and the decision rule."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+import statsmodels.api as sm
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from sklearn.metrics import brier_score_loss, f1_score, log_loss, roc_auc_score
 
 from tasks.errors import GateError
-from tasks.gate import check_unseen, compare, mcnemar_exact_greater
+from tasks.gate import GateInputError, Guard, check_unseen, choose_test, compare, get_metric
+from tasks.gate.bootstrap import paired_bootstrap, resample_weights
+from tasks.gate.delong import delong_paired
+from tasks.gate.metrics import as_labels, weighted_auc, weighted_f1
+from tasks.gate.paired_tests import (
+    diebold_mariano,
+    long_run_variance,
+    mcnemar,
+    newey_west_lags,
+    paired_t,
+    wilcoxon,
+)
 from tasks.train import BatchSlice, TrainingWindow
 
-
-@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=300))
-def test_mcnemar_p_value_equals_scipy_binomtest(pairs):
-    base = np.array([p[0] for p in pairs])
-    cand = np.array([p[1] for p in pairs])
-    b, c, p = mcnemar_exact_greater(base, cand)
-    assert b == int(np.sum(base & ~cand)) and c == int(np.sum(~base & cand))
-    if b + c == 0:
-        assert p == 1.0
-    else:
-        expected = stats.binomtest(c, b + c, 0.5, alternative="greater").pvalue
-        assert p == pytest.approx(expected, rel=1e-12, abs=1e-300)
+pairs = st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=300)
 
 
-def test_mcnemar_published_example():
-    # 10 discordant pairs, all in the candidate's favour: p = 0.5**10 exactly.
-    b, c, p = mcnemar_exact_greater(np.zeros(10, bool), np.ones(10, bool))
-    assert (b, c) == (0, 10)
-    assert p == 0.5**10
+# ---------------------------------------------------------------- the tests themselves
+@given(pairs)
+def test_mcnemar_exact_equals_scipy_binomtest(rows):
+    base = np.array([r[0] for r in rows])
+    cand = np.array([r[1] for r in rows])
+    result = mcnemar(base, cand, alpha=0.05)
+    b, c = int(np.sum(base & ~cand)), int(np.sum(~base & cand))
+    expected = 1.0 if b + c == 0 else stats.binomtest(c, b + c, 0.5, alternative="greater").pvalue
+    assert result.statistic == c
+    assert result.p_value == pytest.approx(expected, rel=1e-12, abs=1e-300)
 
 
-def test_compare_promotes_a_clearly_better_candidate():
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, 400)
-    champion = np.where(rng.random(400) < 0.6, y, 1 - y)  # ~60 % right
-    candidate = np.where(rng.random(400) < 0.85, y, 1 - y)  # ~85 % right
-    decision = compare(y, champion, candidate, alpha=0.05)
-    assert decision.promote
-    assert decision.p_value < 1e-6
-    assert decision.effect == pytest.approx(np.mean(candidate == y) - np.mean(champion == y))
-    assert "Promote" in decision.reasons[-1]
+def test_mcnemar_mid_p_matches_its_definition_and_a_published_value():
+    # Fagerland, Lydersen & Laake (2013), Table 1: b=1, c=7 (n=8 discordant): two-sided mid-p 0.0391
+    base = np.array([True] * 1 + [False] * 7 + [True] * 20)
+    cand = np.array([False] * 1 + [True] * 7 + [True] * 20)
+    one_sided = mcnemar(base, cand, alpha=0.05, mid_p=True).p_value
+    assert 2 * one_sided == pytest.approx(0.0391, abs=5e-5)
+    expected = stats.binom.sf(7, 8, 0.5) + 0.5 * stats.binom.pmf(7, 8, 0.5)
+    assert one_sided == pytest.approx(expected)
+    assert one_sided < mcnemar(base, cand, alpha=0.05).p_value  # mid-p is less conservative
 
 
-def test_compare_rejects_identical_models_and_a_worse_one():
-    y = np.array([0, 1] * 50)
-    same = compare(y, y, y)
-    assert not same.promote and same.p_value == 1.0
-    worse = compare(y, y, 1 - y)
-    assert not worse.promote and worse.effect == -1.0
+@settings(deadline=None)
+@given(st.integers(10, 400), st.floats(-0.5, 0.5), st.integers(0, 10_000))
+def test_paired_t_and_wilcoxon_equal_scipy(n, shift, seed):
+    rng = np.random.default_rng(seed)
+    base_loss = rng.exponential(1.0, n)
+    cand_loss = base_loss - shift + rng.normal(0, 0.5, n)
+    t = paired_t(base_loss - cand_loss, alpha=0.05)
+    ref = stats.ttest_rel(base_loss, cand_loss, alternative="greater")
+    assert t.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    assert t.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+    # the interval's lower end is the one-sided 95 % bound; both ends the two-sided 90 % interval
+    assert t.ci_low == pytest.approx(ref.confidence_interval(0.95).low, rel=1e-9, abs=1e-12)
+    ci = stats.ttest_rel(base_loss, cand_loss).confidence_interval(0.90)
+    assert (t.ci_low, t.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
+    w = wilcoxon(base_loss - cand_loss, alpha=0.05)
+    wref = stats.wilcoxon(base_loss - cand_loss, alternative="greater")
+    assert (w.statistic, w.p_value) == pytest.approx((wref.statistic, wref.pvalue), rel=1e-9)
 
 
-def test_min_effect_blocks_a_significant_but_small_gain():
-    y = np.ones(20_000, int)
-    champion = np.ones(20_000, int)
-    champion[:400] = 0  # 98.0 %
-    candidate = np.ones(20_000, int)
-    candidate[:200] = 0  # 99.0 %
-    assert compare(y, champion, candidate, min_effect=0.0).promote
-    blocked = compare(y, champion, candidate, min_effect=0.05)
-    assert not blocked.promote
-    assert "below the minimum effect" in " ".join(blocked.reasons)
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+def test_diebold_mariano_hac_variance_equals_statsmodels(rho):
+    rng = np.random.default_rng(3)
+    n = 2000
+    e = rng.normal(0, 1, n)
+    d = np.empty(n)
+    d[0] = e[0]
+    for i in range(1, n):
+        d[i] = rho * d[i - 1] + e[i]
+    d += 0.05
+    lags = newey_west_lags(n)
+    ols = sm.OLS(d, np.ones(n)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False}
+    )
+    assert long_run_variance(d, lags) / n == pytest.approx(ols.bse[0] ** 2, rel=1e-10)
+    result = diebold_mariano(d, alpha=0.05)
+    assert result.statistic == pytest.approx(ols.tvalues[0], rel=1e-10)
+    assert result.p_value == pytest.approx(stats.norm.sf(ols.tvalues[0]), rel=1e-10)
+
+
+def _delong_brute_force(y, a, b):
+    """DeLong's structural components straight from the 1988 paper: O(m n)."""
+
+    def psi(x, z):
+        return (x[:, None] > z[None, :]) + 0.5 * (x[:, None] == z[None, :])
+
+    out = []
+    for s in (a, b):
+        k = psi(s[y == 1], s[y == 0])
+        out.append((k.mean(), k.mean(axis=1), k.mean(axis=0)))
+    (auc_a, v10_a, v01_a), (auc_b, v10_b, v01_b) = out
+    m, n = len(v10_a), len(v01_a)
+    s10 = np.cov(np.vstack([v10_a, v10_b]))
+    s01 = np.cov(np.vstack([v01_a, v01_b]))
+    s = s10 / m + s01 / n
+    z = (auc_b - auc_a) / np.sqrt(s[0, 0] + s[1, 1] - 2 * s[0, 1])
+    return auc_a, auc_b, z
+
+
+def test_delong_equals_brute_force_and_sklearn_auc():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 300)
+    a = np.round(y * 0.8 + rng.normal(0, 1, 300), 1)  # rounded: ties on purpose
+    b = np.round(y * 1.2 + rng.normal(0, 1, 300), 1)
+    auc_a, auc_b, result = delong_paired(y, a, b, alpha=0.05)
+    ref_a, ref_b, ref_z = _delong_brute_force(y, a, b)
+    assert (auc_a, auc_b) == pytest.approx((roc_auc_score(y, a), roc_auc_score(y, b)))
+    assert (auc_a, auc_b) == pytest.approx((ref_a, ref_b))
+    assert result.statistic == pytest.approx(ref_z, rel=1e-9)
+    assert result.p_value == pytest.approx(stats.norm.sf(ref_z), rel=1e-9)
+
+
+# ---------------------------------------------------------------- metrics and the bootstrap
+def test_metrics_equal_sklearn():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 500), 0, 1)
+    assert get_metric("log_loss").value(y, p) == pytest.approx(log_loss(y, p))
+    assert get_metric("brier").value(y, p) == pytest.approx(brier_score_loss(y, p))
+    assert get_metric("roc_auc").value(y, p) == pytest.approx(roc_auc_score(y, p))
+    assert get_metric("f1").value(y, p) == pytest.approx(f1_score(y, p >= 0.5))
+    assert get_metric("accuracy").value(y, p) == pytest.approx(np.mean((p >= 0.5) == y))
+    probs = rng.dirichlet([1, 1, 1], 200)
+    y3 = rng.integers(0, 3, 200)
+    assert get_metric("log_loss").value(y3, probs) == pytest.approx(log_loss(y3, probs))
+    assert list(as_labels(probs)) == list(np.argmax(probs, axis=1))
+
+
+def test_weighted_metrics_equal_the_metric_on_the_resampled_rows():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(y, 1.0), 1)
+    weights = resample_weights(200, 5, rng, block=None)
+    assert (weights.sum(axis=1) == 200).all()
+    for row in weights:
+        idx = np.repeat(np.arange(200), row.astype(int))
+        assert weighted_auc(y, s, row[None])[0] == pytest.approx(roc_auc_score(y[idx], s[idx]))
+        assert weighted_f1(y, (s > 0.5).astype(int), row[None])[0] == pytest.approx(
+            f1_score(y[idx], s[idx] > 0.5)
+        )
+    blocks = resample_weights(200, 5, rng, block=10)
+    assert (blocks.sum(axis=1) == 200).all()
+
+
+@pytest.mark.parametrize("method", ["percentile", "bca"])
+def test_bootstrap_interval_agrees_with_scipy(method):
+    rng = np.random.default_rng(8)
+    d = rng.normal(0.1, 1.0, 400)
+    ours = paired_bootstrap(
+        lambda w: (w @ d) / w.sum(axis=1),
+        400,
+        alpha=0.05,
+        method=method,
+        n_resamples=4000,
+        rng=np.random.default_rng(9),
+    )
+    ref = stats.bootstrap(
+        (d,),
+        np.mean,
+        confidence_level=0.90,
+        method="BCa" if method == "bca" else "percentile",
+        n_resamples=4000,
+        rng=np.random.default_rng(9),
+    ).confidence_interval
+    width = ref.high - ref.low
+    assert abs(ours.ci_low - ref.low) < 0.1 * width and abs(ours.ci_high - ref.high) < 0.1 * width
+    # the one-sided p-value agrees with the t-test's at this n
+    assert ours.p_value == pytest.approx(paired_t(d, alpha=0.05).p_value, abs=0.01)
+
+
+# ---------------------------------------------------------------- the decision rule
+def _models(rng, n, *, champion_acc, candidate_acc, classes=2):
+    y = rng.integers(0, classes, n)
+
+    def noisy(acc):
+        wrong = (y + rng.integers(1, classes, n)) % classes
+        return np.where(rng.random(n) < acc, y, wrong)
+
+    return y, noisy(champion_acc), noisy(candidate_acc)
+
+
+def test_auto_chooses_a_sound_test_and_says_which():
+    assert choose_test(get_metric("accuracy"), ordered=False) == "mcnemar-exact"
+    assert choose_test(get_metric("log_loss"), ordered=False) == "paired-t"
+    assert choose_test(get_metric("log_loss"), ordered=True) == "diebold-mariano"
+    assert choose_test(get_metric("roc_auc"), ordered=False) == "delong"
+    assert choose_test(get_metric("f1"), ordered=False) == "bootstrap"
+    y, a, b = _models(np.random.default_rng(1), 300, champion_acc=0.6, candidate_acc=0.9)
+    decision = compare(y, a, b)
+    assert decision.test == "mcnemar-exact" and "mcnemar-exact: one-sided p" in decision.reasons[1]
+
+
+def test_promotes_a_clearly_better_multiclass_candidate_with_its_numbers():
+    y, a, b = _models(np.random.default_rng(2), 600, champion_acc=0.6, candidate_acc=0.8, classes=3)
+    decision = compare(y, a, b, metric="accuracy", test="mcnemar-midp")
+    assert decision.promote and decision.p_value < 1e-6
+    assert decision.effect == pytest.approx(np.mean(b == y) - np.mean(a == y))
+    assert decision.ci_low is not None and 0 < decision.ci_low < decision.effect < decision.ci_high
+    assert decision.model_dump_json()  # JSON-serialisable
+
+
+def test_losses_have_positive_effect_when_the_candidate_is_better():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 1000)
+    good = np.clip(np.where(y == 1, 0.8, 0.2) + rng.normal(0, 0.05, 1000), 0.01, 0.99)
+    weak = np.clip(np.where(y == 1, 0.6, 0.4) + rng.normal(0, 0.05, 1000), 0.01, 0.99)
+    for metric in ("log_loss", "brier", "roc_auc", "f1"):
+        decision = compare(y, weak, good, metric=metric)
+        assert decision.promote and decision.effect > 0, metric
+        assert not compare(y, good, weak, metric=metric).promote, metric
+
+
+def test_min_effect_and_guards_block_promotion():
+    rng = np.random.default_rng(4)
+    y, a, b = _models(rng, 20_000, champion_acc=0.70, candidate_acc=0.76)
+    assert compare(y, a, b).promote
+    small = compare(y, a, b, min_effect=0.10)
+    assert not small.promote and "below the minimum effect" in " ".join(small.reasons)
+    west = np.zeros(20_000, bool)
+    west[:500] = True
+    b_bad = b.copy()
+    b_bad[:500] = 1 - y[:500]  # the candidate fails every row of one slice
+    assert compare(y, a, b_bad).promote  # better overall...
+    guarded = compare(
+        y, a, b_bad, guards=[Guard(metric="accuracy", tolerance=0.02, rows=west, name="west")]
+    )
+    assert not guarded.promote
+    assert guarded.guards[0].name == "west" and not guarded.guards[0].passed
+    assert "Guard west" in " ".join(guarded.reasons)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"validation_passed": False}, "failed validation"),
+        ({"champion_pred": np.array([0.2, np.nan] * 50), "metric": "log_loss"}, "NaN"),
+        ({"y_true": np.ones(100, int), "metric": "roc_auc"}, "single class"),
+        ({"n": 5, "metric": "log_loss", "test": "paired-t"}, "fewer than the 10"),
+    ],
+)
+def test_what_the_gate_cannot_judge_is_rejected_never_promoted(kwargs, reason):
+    n = kwargs.pop("n", 100)
+    y = kwargs.pop("y_true", np.array([0, 1] * (n // 2) + [1] * (n % 2)))
+    base = kwargs.pop("champion_pred", np.full(n, 0.5))
+    cand = np.where(y == 1, 0.99, 0.01)  # a perfect candidate: still not promoted
+    decision = compare(y, base, cand, **kwargs)
+    assert not decision.promote and reason in decision.reasons[0]
+
+
+def test_bad_input_raises_a_clear_error():
+    y = np.array([0, 1, 1, 0])
+    with pytest.raises(GateInputError, match="y_true has 4 rows but candidate_pred has 3"):
+        compare(y, y, y[:3])
+    with pytest.raises(GateInputError, match=r"probabilities outside \[0, 1\]"):
+        compare(y, np.array([0.1, 1.2, 0.5, 0.5]), np.full(4, 0.5), metric="log_loss")
+    with pytest.raises(GateInputError, match="unknown gate metric"):
+        compare(y, y, y, metric="mape")
+    with pytest.raises(GateInputError, match="use metric 'accuracy'"):
+        compare(y, y, y, metric="log_loss", test="mcnemar-exact")
 
 
 def test_false_promotion_rate_is_at_most_alpha_by_simulation():
-    """Equal models: the gate promotes in at most alpha of trials (plus Monte-Carlo error)."""
     rng = np.random.default_rng(7)
-    trials, n, promoted = 2000, 200, 0
+    trials, promoted = 1000, {"mcnemar-exact": 0, "paired-t": 0}
     for _ in range(trials):
-        y = rng.integers(0, 2, n)
-        a = np.where(rng.random(n) < 0.75, y, 1 - y)
-        b = np.where(rng.random(n) < 0.75, y, 1 - y)
-        promoted += compare(y, a, b, alpha=0.05).promote
-    rate = promoted / trials
-    assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials)
+        y, a, b = _models(rng, 200, champion_acc=0.75, candidate_acc=0.75)
+        promoted["mcnemar-exact"] += compare(y, a, b).promote
+        pa = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.15, 200), 0.01, 0.99)
+        pb = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.15, 200), 0.01, 0.99)
+        promoted["paired-t"] += compare(y, pa, pb, metric="log_loss").promote
+    for test, count in promoted.items():
+        assert count / trials <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials), test
 
 
 def _window(batch, start, stop, end=None):
@@ -95,7 +301,5 @@ def test_check_unseen_refuses_overlapping_rows_and_times():
         check_unseen(held, None, {"champion": _window("b2", 0, 80)})
     with pytest.raises(GateError, match="newer than both models"):
         check_unseen(
-            held,
-            datetime(2026, 1, 1),
-            {"champion": _window("b1", 0, 10, end=datetime(2026, 1, 2))},
+            held, datetime(2026, 1, 1), {"champion": _window("b1", 0, 10, end=datetime(2026, 1, 2))}
         )
