@@ -3,7 +3,7 @@
 It stores and retrieves; it decides nothing (the gate does). Layout under `url`:
 
     <name>/versions/000001/model.skops        the model, saved with skops (loading runs no code)
-    <name>/versions/000001/reference.parquet  the drift reference sample
+    <name>/versions/000001/profile.json       the drift reference profile
     <name>/versions/000001/metadata.json      written last: a version without it does not exist
     <name>/aliases/champion/00000001.json     append-only log; the newest entry is the truth
 
@@ -16,7 +16,6 @@ sha256 is recorded in metadata.json and checked on load.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -25,7 +24,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pandas as pd
 import skops.io
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field
@@ -158,7 +156,7 @@ class ModelRegistry(Block):
         metrics: dict[str, float],
         lineage: dict[str, Any],
         schema: dict[str, Any],
-        reference: pd.DataFrame | None = None,
+        profile: dict[str, Any] | None = None,
         decision: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store a new immutable version; it becomes visible only once every file is in place."""
@@ -173,10 +171,8 @@ class ModelRegistry(Block):
             except FileExistsError:
                 number += 1
         files: dict[str, bytes] = {"model.skops": skops.io.dumps(model)}
-        if reference is not None:
-            buffer = io.BytesIO()
-            reference.to_parquet(buffer, index=False)
-            files["reference.parquet"] = buffer.getvalue()
+        if profile is not None:
+            files["profile.json"] = json.dumps(profile, allow_nan=False).encode()
         for file_name, data in files.items():
             _write_atomic(folder / file_name, data)
         created = datetime.now(UTC)
@@ -330,5 +326,6 @@ class ModelRegistry(Block):
                 f"{mv.path}/model.skops contains types outside the trusted list: {exc}"
             ) from exc
 
-    def load_reference(self, mv: ModelVersion) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self.read_file(mv, "reference.parquet")))
+    def load_profile(self, mv: ModelVersion) -> dict[str, Any]:
+        """The drift reference profile stored with a version (JSON)."""
+        return dict(json.loads(self.read_file(mv, "profile.json")))

@@ -22,7 +22,7 @@ from blocks.registry import ModelRegistry, ModelVersion
 from flows.retrain import retrain
 from tasks.config import CTConfig
 from tasks.data import load_batch, store_history
-from tasks.drift import detect_drift, reference_sample
+from tasks.drift import ReferenceProfile, build_profile, detect_drift
 from tasks.gate import Guard, check_unseen, gate_candidate, get_metric
 from tasks.release import announce, decision_summary, promote_champion, register_candidate
 from tasks.report import StepResult
@@ -50,6 +50,13 @@ def code_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
+
+
+def reports_dir(config: CTConfig) -> Path:
+    """Where plots of this dataset's runs go (beside the registry, in the state folder)."""
+    path = Path(config.state_dir) / "reports" / config.dataset.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @task(name="read-champion", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -93,12 +100,11 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
     if champion is not None:
         champion_metric = accuracy_score(champion_model, valid, spec)
         drift = detect_drift(
-            registry.load_reference(champion),
-            valid,
-            spec,
-            alpha=config.drift.alpha,
-            min_share_drifted=config.drift.min_share_drifted,
+            ReferenceProfile.model_validate(registry.load_profile(champion)),
+            valid[[*spec.features, spec.target]],
+            config.drift,
             name=name,
+            plot_path=str(reports_dir(config) / f"{batch.batch_id}-drift.png"),
         )
         if drift.drifted:
             announce(
@@ -213,7 +219,14 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             "estimator": config.model.estimator,
         },
         schema={"spec": spec.model_dump(), "hash": spec.schema_hash()},
-        reference=reference_sample(train, spec, rows=config.drift.reference_rows, seed=config.seed),
+        profile=build_profile(
+            train[[*spec.features, spec.target]],
+            categorical=[*spec.categorical, spec.target],
+            label=spec.target,
+            bins=config.drift.bins,
+            sample_rows=config.drift.sample_rows,
+            seed=config.seed,
+        ).model_dump(mode="json"),
         decision=decision.model_dump(),
     )
     announce(

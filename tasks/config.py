@@ -73,12 +73,26 @@ class ValidationConfig(_Section):
 
 
 class DriftConfig(_Section):
-    """Per-feature two-sample tests against the champion's reference, Benjamini-Hochberg adjusted."""
+    """How drift is judged. A column drifts only when its Benjamini-Hochberg-adjusted p-value is
+    below `alpha` *and* its effect reaches a floor: with a million rows every p-value is tiny, so
+    significance alone would alarm on differences nobody cares about."""
 
     alpha: float = Field(0.05, gt=0, lt=1)
-    #: The batch drifts when at least this share of features drifts.
-    min_share_drifted: float = Field(0.0, ge=0, le=1)
-    reference_rows: int = Field(5_000, gt=0)
+    #: Numeric effect: Wasserstein distance in reference standard deviations.
+    wasserstein_floor: float = Field(0.1, ge=0)
+    #: Categorical effect: Jensen-Shannon distance (base 2, 0..1); 0.05 is about a 5-point shift
+    #: of one category's share.
+    js_floor: float = Field(0.05, ge=0)
+    #: Missing-rate change (absolute, 0..1) that counts as drift when significant.
+    missing_floor: float = Field(0.05, ge=0, le=1)
+    #: The batch drifts when the (importance-weighted) share of drifted features exceeds this.
+    min_share_drifted: float = Field(0.0, ge=0, lt=1)
+    #: Feature importance weights for the share; features not listed weigh 1.
+    importance: dict[str, float] | None = None
+    #: Rows kept as the exact-test sample (KS, Wasserstein) on each side.
+    sample_rows: int = Field(5_000, ge=50)
+    #: Reference quantile bins for PSI and the plots.
+    bins: int = Field(10, ge=2, le=100)
 
 
 class RetrainConfig(_Section):

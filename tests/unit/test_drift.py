@@ -1,87 +1,211 @@
-"""Drift tests against scipy, Benjamini-Hochberg, and verdicts on known shifts."""
+"""The drift engine against scipy, its verdict rule, merging, and bad input (issue 4)."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
-from tasks.drift import chi_square_test, drift_report, ks_test, reference_sample
-from tasks.validate import FeatureSpec
-
-SPEC = FeatureSpec(
-    target="y", time_column=None, numeric=["a", "b"], categorical=["c"], classes=[0, 1]
+from tasks.config import DriftConfig
+from tasks.drift import (
+    DriftInputError,
+    build_profile,
+    compute_drift,
+    merge,
+    psi,
+    summarize,
 )
+from tasks.drift.summary import KEY
 
 
-def frame(rng, n, *, shift=0.0, p=(0.5, 0.3, 0.2)):
+def frame(rng, n, *, shift=0.0, p=(0.5, 0.3, 0.2), scale=1.0):
     return pd.DataFrame(
         {
-            "a": rng.normal(shift, 1, n),
+            "a": rng.normal(shift, scale, n),
             "b": rng.exponential(1, n),
             "c": rng.choice(["x", "y", "z"], n, p=p),
         }
     )
 
 
-def test_ks_matches_scipy_and_ignores_missing():
+def by_column(report):
+    return {c.column: c for c in report.columns}
+
+
+def test_ks_equals_scipy_on_the_stored_samples():
     rng = np.random.default_rng(0)
-    ref = pd.Series(rng.normal(0, 1, 500))
-    cur = pd.Series(np.r_[rng.normal(0.3, 1, 300), [np.nan] * 20])
-    statistic, p = ks_test(ref, cur)
-    expected = stats.ks_2samp(ref.to_numpy(), cur.dropna().to_numpy())
-    assert statistic == pytest.approx(expected.statistic, abs=1e-12)
-    assert p == pytest.approx(expected.pvalue, rel=1e-9)
+    ref, cur = frame(rng, 3000), frame(rng, 2000, shift=0.3)
+    cur.loc[:9, "a"] = np.nan
+    profile = build_profile(ref, sample_rows=10_000)
+    col = by_column(compute_drift(profile, cur))["a"]
+    expected = stats.ks_2samp(ref["a"].to_numpy(), cur["a"].dropna().to_numpy())
+    assert col.statistic == pytest.approx(expected.statistic, abs=1e-9)
+    assert col.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+    sd = ref["a"].std(ddof=1)
+    w = stats.wasserstein_distance(ref["a"], cur["a"].dropna()) / sd
+    assert col.effect == pytest.approx(w, rel=1e-9) and col.effect_name == "wasserstein_sd"
 
 
-def test_chi_square_matches_scipy_on_the_count_table():
-    ref = pd.Series(["x"] * 50 + ["y"] * 30 + ["z"] * 20)
-    cur = pd.Series(["x"] * 20 + ["y"] * 40 + ["z"] * 40 + [None] * 5)
-    statistic, p = chi_square_test(ref, cur)
-    expected = stats.chi2_contingency(np.array([[50, 30, 20], [20, 40, 40]]))
-    assert statistic == pytest.approx(expected.statistic)
-    assert p == pytest.approx(expected.pvalue)
+def test_chi_square_js_psi_and_unseen_categories_equal_their_definitions():
+    ref = pd.DataFrame({"c": ["x"] * 50 + ["y"] * 30 + ["z"] * 20})
+    cur = pd.DataFrame({"c": ["x"] * 20 + ["y"] * 40 + ["z"] * 30 + ["new"] * 10 + [None] * 5})
+    col = by_column(compute_drift(build_profile(ref), cur))["c"]
+    table = np.array([[0, 50, 30, 20], [10, 20, 40, 30]])  # sorted categories: new, x, y, z
+    expected = stats.chi2_contingency(table)
+    assert col.statistic == pytest.approx(expected.statistic) and col.p_value == pytest.approx(
+        expected.pvalue
+    )
+    shares = table / table.sum(axis=1, keepdims=True)
+    assert col.effect == pytest.approx(jensenshannon(shares[0], shares[1], base=2))
+    assert col.psi == pytest.approx(psi(table[0].astype(float), table[1].astype(float)))
+    assert col.unseen_categories == 1 and col.unseen_share == pytest.approx(0.1)
+    assert "1 categories never seen" in col.reason
 
 
-def test_degenerate_inputs_give_no_drift_not_a_crash():
-    assert ks_test(pd.Series([], dtype=float), pd.Series([1.0])) == (0.0, 1.0)
-    assert chi_square_test(pd.Series(["x", "x"]), pd.Series(["x"])) == (0.0, 1.0)
-
-
-def test_benjamini_hochberg_adjusts_across_columns():
+def test_psi_on_reference_quantile_bins():
     rng = np.random.default_rng(1)
-    ref, cur = frame(rng, 800), frame(rng, 800, shift=0.4)
-    report = drift_report(ref, cur, SPEC)
-    raw = np.array([c.p_value for c in report.columns])
-    expected = stats.false_discovery_control(raw, method="bh")
-    np.testing.assert_allclose([c.p_adjusted for c in report.columns], expected)
-    assert report.drifted and report.drifted_columns == ["a"]
-    assert "a: ks statistic" in report.columns[0].reason
+    ref, cur = frame(rng, 5000), frame(rng, 5000, shift=0.5)
+    profile = build_profile(ref, bins=10)
+    edges = np.array(profile.edges["a"])
+    ref_counts = np.bincount(np.searchsorted(edges, ref["a"], side="right"), minlength=10)
+    cur_counts = np.bincount(np.searchsorted(edges, cur["a"], side="right"), minlength=10)
+    p, q = ref_counts / 5000, cur_counts / 5000
+    col = by_column(compute_drift(profile, cur))["a"]
+    assert col.psi == pytest.approx(np.sum((q - p) * np.log(q / p)))
+    assert np.allclose(ref_counts, 500, atol=1)  # quantile bins hold equal shares of the reference
 
 
-def test_category_mix_change_is_detected():
+def test_bh_across_columns_and_the_effect_floor():
     rng = np.random.default_rng(2)
-    report = drift_report(frame(rng, 1000), frame(rng, 1000, p=(0.3, 0.3, 0.4)), SPEC)
-    assert report.drifted_columns == ["c"]
+    ref = frame(rng, 20_000)
+    report = compute_drift(build_profile(ref), frame(rng, 20_000, shift=0.4))
+    # the family: three distribution tests, then three missing-rate tests (no missing: p = 1)
+    family = np.array([c.p_value for c in report.columns] + [1.0] * 3)
+    expected = stats.false_discovery_control(family, method="bh")[:3]
+    assert [c.p_adjusted for c in report.columns] == pytest.approx(expected)
+    assert report.drifted_columns == ["a"]
+    # a tiny shift is significant with many rows but below the floor: not drift
+    tiny = compute_drift(build_profile(ref, sample_rows=20_000), frame(rng, 20_000, shift=0.05))
+    a = by_column(tiny)["a"]
+    assert a.p_adjusted < 0.05 and not a.drifted and "small change" in a.reason
+    assert not tiny.drifted
 
 
-def test_false_alarm_rate_without_drift_is_at_most_alpha():
+def test_missing_rate_change_is_drift_and_named():
     rng = np.random.default_rng(3)
-    runs = 300
-    alarms = sum(drift_report(frame(rng, 300), frame(rng, 300), SPEC).drifted for _ in range(runs))
-    assert alarms / runs <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / runs)
+    ref, cur = frame(rng, 2000), frame(rng, 2000)
+    cur.loc[:600, "b"] = np.nan
+    col = by_column(compute_drift(build_profile(ref), cur))["b"]
+    assert col.drifted and col.missing_rate_current == pytest.approx(601 / 2000)
+    assert "missing values went from 0.0% to 30.0%" in col.reason
 
 
-def test_verdict_does_not_depend_on_row_order():
+def test_importance_weighted_share_and_threshold():
     rng = np.random.default_rng(4)
-    ref, cur = frame(rng, 500), frame(rng, 500, shift=0.2)
-    shuffled = cur.sample(frac=1, random_state=5)
-    a, b = drift_report(ref, cur, SPEC), drift_report(ref, shuffled, SPEC)
-    assert [c.p_value for c in a.columns] == pytest.approx([c.p_value for c in b.columns])
+    ref, cur = frame(rng, 3000), frame(rng, 3000, shift=1.0)
+    profile = build_profile(ref)
+    weighted = compute_drift(profile, cur, DriftConfig(importance={"a": 8.0}))
+    assert weighted.share_drifted == pytest.approx(8 / 10)
+    assert not compute_drift(profile, cur, DriftConfig(min_share_drifted=0.5)).drifted
+    assert compute_drift(
+        profile, cur, DriftConfig(importance={"a": 8.0}, min_share_drifted=0.5)
+    ).drifted
 
 
-def test_reference_sample_is_bounded_and_seeded():
+def test_label_and_prediction_drift_are_reported_but_not_counted():
     rng = np.random.default_rng(5)
-    data = frame(rng, 2000)
-    one = reference_sample(data, SPEC, rows=300, seed=1)
-    assert len(one) == 300 and list(one.columns) == SPEC.features
-    pd.testing.assert_frame_equal(one, reference_sample(data, SPEC, rows=300, seed=1))
+    ref = frame(rng, 2000).assign(y=rng.integers(0, 2, 2000), p=rng.uniform(0, 1, 2000))
+    cur = frame(rng, 2000).assign(
+        y=(rng.random(2000) < 0.9).astype(int), p=rng.uniform(0.5, 1, 2000)
+    )
+    report = compute_drift(build_profile(ref, categorical=["y"], label="y", prediction="p"), cur)
+    cols = by_column(report)
+    assert cols["y"].drifted and cols["y"].role == "label"
+    assert cols["p"].drifted and cols["p"].role == "prediction"
+    assert not report.drifted and report.n_columns == 3
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.integers(0, 10_000), st.integers(50, 400))
+def test_no_drift_against_itself_and_row_order_does_not_matter(seed, n):
+    rng = np.random.default_rng(seed)
+    ref = frame(rng, n)
+    profile = build_profile(ref, sample_rows=10_000)
+    itself = compute_drift(profile, ref)
+    assert itself.n_drifted == 0
+    shuffled = ref.sample(frac=1, random_state=seed)
+    again = compute_drift(profile, shuffled)
+    assert [c.p_value for c in again.columns] == pytest.approx([c.p_value for c in itself.columns])
+    assert [c.effect for c in again.columns] == pytest.approx([c.effect for c in itself.columns])
+
+
+def test_summaries_merge_exactly():
+    rng = np.random.default_rng(6)
+    data = frame(rng, 3000)
+    data.loc[::7, "b"] = np.nan
+    profile = build_profile(data.iloc[:1000])
+    kwargs = {"kinds": profile.kinds, "edges": profile.edges, "sample_rows": 500, "seed": 3}
+    whole = summarize(data, **kwargs)
+    parts = merge(
+        summarize(data.iloc[:1200], **kwargs),
+        summarize(data.iloc[1200:], row_offset=1200, **kwargs),
+    )
+    assert parts.rows == whole.rows and parts.columns.keys() == whole.columns.keys()
+    for name, col in whole.columns.items():
+        got, want = parts.columns[name].model_dump(), col.model_dump()
+        for key in ("total", "total_sq"):  # float sums: equal up to summation order
+            assert got.pop(key) == pytest.approx(want.pop(key), rel=1e-12)
+        assert got == want  # counts, missing, min/max, kind: exactly
+    pd.testing.assert_frame_equal(parts.sample, whole.sample)
+    assert whole.sample[KEY].is_monotonic_increasing
+
+
+def test_parquet_is_read_in_row_groups_with_the_same_result(tmp_path):
+    rng = np.random.default_rng(7)
+    ref, cur = frame(rng, 4000), frame(rng, 30_000, shift=0.3)
+    profile = build_profile(ref)
+    path = tmp_path / "cur.parquet"
+    cur.to_parquet(path, row_group_size=4000)
+    from_file = compute_drift(profile, path)
+    in_memory = compute_drift(profile, cur)
+    assert from_file.model_dump() == in_memory.model_dump()
+    csv = tmp_path / "cur.csv"
+    cur.to_csv(csv, index=False)
+    assert compute_drift(profile, csv).drifted_columns == in_memory.drifted_columns
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "text"),
+    [
+        (lambda f: f.assign(a=np.nan), "a", "no finite values in the current data"),
+        (lambda f: f.drop(columns="b"), "b", "missing from the current data"),
+        (lambda f: f.assign(extra=1.0), "extra", "new column"),
+        (
+            lambda f: f.assign(a=np.r_[np.inf, -np.inf, f["a"].to_numpy()[2:]]),
+            "a",
+            "2 infinite values",
+        ),
+    ],
+)
+def test_bad_input_gives_a_clear_result_naming_the_column(mutate, column, text):
+    rng = np.random.default_rng(8)
+    profile = build_profile(frame(rng, 500))
+    cols = by_column(compute_drift(profile, mutate(frame(rng, 500))))
+    assert text in cols[column].reason and cols[column].reason.startswith(column)
+
+
+def test_constant_reference_and_changed_dtype_and_empty_data():
+    const = pd.DataFrame({"a": np.ones(200), "c": ["x"] * 200})
+    profile = build_profile(const)
+    same = compute_drift(profile, const)
+    assert not same.drifted
+    moved = by_column(compute_drift(profile, const.assign(a=2.0)))["a"]
+    assert moved.drifted and "reference is constant" in moved.reason
+    with pytest.raises(DriftInputError, match=r"column 'a'.*non-numeric values, e\.g\. 'abc'"):
+        compute_drift(profile, const.assign(a=["abc"] * 200))
+    with pytest.raises(DriftInputError, match="no rows"):
+        compute_drift(profile, const.iloc[:0])
+    with pytest.raises(DriftInputError, match="no rows"):
+        build_profile(const.iloc[:0])

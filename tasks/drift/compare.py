@@ -1,0 +1,371 @@
+"""Drift verdicts: the current data against the champion's reference profile.
+
+Numeric columns: two-sample Kolmogorov-Smirnov on the two bounded samples (exactly
+scipy.stats.ks_2samp), with the Wasserstein distance in reference standard deviations as the effect
+and PSI on the reference's quantile bins. Categorical columns: chi-square on the full category
+counts (scipy.stats.chi2_contingency), with the Jensen-Shannon distance as the effect, PSI, and
+unseen categories. Every column: the change of its missing rate, tested too. All p-values are
+adjusted together with Benjamini-Hochberg; a column drifts only when significant *and* its effect
+reaches the floor, so huge samples do not turn trivia into alarms.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from tasks.config import DriftConfig
+from tasks.drift.profile import ReferenceProfile, infer_kinds
+from tasks.drift.summary import ColumnSummary, Kind, Role, Summary, iter_chunks, summarize_chunks
+
+PSI_FLOOR_PROPORTION = 1e-4  # empty bins count as this share, so PSI stays finite
+
+
+class ColumnDrift(BaseModel):
+    """The verdict on one column, with every number behind it (None where it does not apply)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str
+    kind: str
+    role: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    effect: float | None
+    effect_name: str
+    psi: float | None = None
+    missing_rate_reference: float | None = None
+    missing_rate_current: float | None = None
+    missing_p_adjusted: float | None = None
+    infinite_current: int = 0
+    unseen_categories: int = 0
+    unseen_share: float = 0.0
+    drifted: bool
+    reason: str
+
+
+class DriftReport(BaseModel):
+    """The verdict on a batch. `drifted` considers features only; label and prediction drift are
+    reported in `columns` with their role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    drifted: bool
+    share_drifted: float
+    n_drifted: int
+    n_columns: int
+    alpha: float
+    reference_rows: int
+    current_rows: int
+    columns: list[ColumnDrift]
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted and c.role == "feature"]
+
+
+def _finite(values: pd.Series) -> np.ndarray:
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return array[np.isfinite(array)]
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index of two count vectors over the same bins."""
+    p = np.maximum(reference / max(reference.sum(), 1), PSI_FLOOR_PROPORTION)
+    q = np.maximum(current / max(current.sum(), 1), PSI_FLOOR_PROPORTION)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def missing_test(ref: ColumnSummary, cur: ColumnSummary) -> float:
+    """P-value that the share of missing (or infinite) values changed: chi-square on the 2 x 2."""
+    table = np.array(
+        [[ref.missing + ref.infinite, ref.present], [cur.missing + cur.infinite, cur.present]],
+        dtype=float,
+    )
+    if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
+        return 1.0
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+class _Pending(BaseModel):
+    """A column's numbers before the p-values are adjusted across columns."""
+
+    column: str
+    kind: Kind
+    role: Role
+    test: str
+    statistic: float | None
+    p_value: float | None
+    effect: float | None
+    effect_name: str
+    floor: float
+    psi: float | None
+    ref: ColumnSummary
+    cur: ColumnSummary
+    missing_p: float
+    unseen: int = 0
+    unseen_share: float = 0.0
+    note: str = ""
+
+
+def _numeric(
+    column: str, profile: ReferenceProfile, current: Summary, config: DriftConfig
+) -> _Pending:
+    ref, cur = profile.columns[column], current.columns[column]
+    ref_sample = _finite(pd.Series(profile.sample.get(column, []), dtype=float))
+    cur_sample = _finite(current.sample[column]) if column in current.sample else np.array([])
+    common = {
+        "column": column,
+        "kind": "numeric",
+        "role": ref.role,
+        "ref": ref,
+        "cur": cur,
+        "missing_p": missing_test(ref, cur),
+        "effect_name": "wasserstein_sd",
+        "floor": config.wasserstein_floor,
+    }
+    bins = len(profile.edges[column]) + 1
+    counts_ref = np.array([ref.counts.get(str(i), 0) for i in range(bins)], dtype=float)
+    counts_cur = np.array([cur.counts.get(str(i), 0) for i in range(bins)], dtype=float)
+    index = psi(counts_ref, counts_cur) if counts_ref.sum() and counts_cur.sum() else None
+    if ref_sample.size == 0 or cur_sample.size == 0:
+        side = "current" if cur_sample.size == 0 else "reference"
+        return _Pending(
+            test="none",
+            statistic=None,
+            p_value=None,
+            effect=None,
+            psi=index,
+            note=f"no finite values in the {side} data to compare",
+            **common,
+        )
+    result = stats.ks_2samp(ref_sample, cur_sample)
+    distance = float(stats.wasserstein_distance(ref_sample, cur_sample))
+    sd = ref.sd
+    if not math.isfinite(sd) or sd == 0.0:
+        effect = 0.0 if distance == 0.0 else math.inf
+        note = "the reference is constant, so any change is a full effect"
+    else:
+        effect, note = distance / sd, ""
+    return _Pending(
+        test="ks",
+        statistic=float(result.statistic),
+        p_value=float(result.pvalue),
+        effect=effect,
+        psi=index,
+        note=note,
+        **common,
+    )
+
+
+def _categorical_pending(
+    column: str, profile: ReferenceProfile, current: Summary, config: DriftConfig
+) -> _Pending:
+    ref, cur = profile.columns[column], current.columns[column]
+    categories = sorted(set(ref.counts) | set(cur.counts))
+    counts = np.array(
+        [[ref.counts.get(k, 0) for k in categories], [cur.counts.get(k, 0) for k in categories]],
+        dtype=float,
+    )
+    unseen = [k for k in cur.counts if k not in ref.counts]
+    unseen_rows = sum(cur.counts[k] for k in unseen)
+    common = {
+        "column": column,
+        "kind": "categorical",
+        "role": ref.role,
+        "ref": ref,
+        "cur": cur,
+        "missing_p": missing_test(ref, cur),
+        "effect_name": "jensen_shannon",
+        "floor": config.js_floor,
+        "unseen": len(unseen),
+        "unseen_share": unseen_rows / cur.present if cur.present else 0.0,
+    }
+    if counts[0].sum() == 0 or counts[1].sum() == 0:
+        side = "current" if counts[1].sum() == 0 else "reference"
+        return _Pending(
+            test="none",
+            statistic=None,
+            p_value=None,
+            effect=None,
+            psi=None,
+            note=f"no values in the {side} data to compare",
+            **common,
+        )
+    kept = counts[:, counts.sum(axis=0) > 0]
+    if kept.shape[1] < 2:
+        statistic, p = 0.0, 1.0
+    else:
+        result = stats.chi2_contingency(kept)
+        statistic, p = float(result.statistic), float(result.pvalue)
+    shares = counts / counts.sum(axis=1, keepdims=True)
+    distance = float(jensenshannon(shares[0], shares[1], base=2))
+    return _Pending(
+        test="chi2",
+        statistic=statistic,
+        p_value=p,
+        effect=distance,
+        psi=psi(counts[0], counts[1]),
+        **common,
+    )
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def _verdict(
+    item: _Pending, p_adj: float | None, missing_adj: float, config: DriftConfig
+) -> ColumnDrift:
+    alpha = config.alpha
+    significant = p_adj is not None and p_adj < alpha
+    large = item.effect is not None and item.effect >= item.floor
+    ref_missing = (item.ref.missing + item.ref.infinite) / item.ref.rows if item.ref.rows else 0.0
+    cur_missing = (item.cur.missing + item.cur.infinite) / item.cur.rows if item.cur.rows else 0.0
+    missing_drift = missing_adj < alpha and abs(cur_missing - ref_missing) >= config.missing_floor
+    drifted = bool((significant and large) or missing_drift)
+    name = {"wasserstein_sd": "moved", "jensen_shannon": "Jensen-Shannon distance"}[
+        item.effect_name
+    ]
+    if item.effect is None:
+        size = item.note
+    elif item.effect_name == "wasserstein_sd":
+        size = f"{name} {item.effect:.2f} reference sd (floor {item.floor:g})"
+    else:
+        size = f"{name} {item.effect:.3f} (floor {item.floor:g})"
+    if p_adj is None:
+        sentence = f"{item.column}: not tested ({item.note})"
+    elif significant and large:
+        sentence = (
+            f"{item.column} drifted: {item.test} adjusted p {_fmt_p(p_adj)} < {alpha:g} and {size}"
+        )
+    elif significant:
+        sentence = f"{item.column}: a significant (adjusted p {_fmt_p(p_adj)}) but small change, {size}; not drift"
+    else:
+        sentence = f"{item.column}: no evidence of change ({item.test} adjusted p {_fmt_p(p_adj)})"
+    if missing_drift:
+        sentence += (
+            f"; missing{' or infinite' if item.cur.infinite else ''} values went from "
+            f"{ref_missing:.1%} to {cur_missing:.1%} (adjusted p {_fmt_p(missing_adj)})"
+        )
+    elif item.cur.infinite:
+        sentence += f"; {item.cur.infinite} infinite values were set aside"
+    if item.unseen:
+        sentence += f"; {item.unseen} categories never seen in the reference ({item.unseen_share:.1%} of rows)"
+    if item.note and p_adj is not None and item.note not in sentence:
+        sentence += f" ({item.note})"
+    return ColumnDrift(
+        column=item.column,
+        kind=item.kind,
+        role=item.role,
+        test=item.test,
+        statistic=item.statistic,
+        p_value=item.p_value,
+        p_adjusted=p_adj,
+        effect=None if item.effect is None else float(item.effect),
+        effect_name=item.effect_name,
+        psi=item.psi,
+        missing_rate_reference=ref_missing,
+        missing_rate_current=cur_missing,
+        missing_p_adjusted=missing_adj,
+        infinite_current=item.cur.infinite,
+        unseen_categories=item.unseen,
+        unseen_share=item.unseen_share,
+        drifted=drifted,
+        reason=sentence + ".",
+    )
+
+
+def compute_drift(
+    profile: ReferenceProfile,
+    current: pd.DataFrame | str | Path,
+    config: DriftConfig | None = None,
+) -> DriftReport:
+    """Compare `current` (a DataFrame, or a Parquet/CSV path read in chunks) with the profile."""
+    config = config or DriftConfig()
+    summary, seen = summarize_chunks(
+        iter_chunks(current),
+        kinds=profile.kinds,
+        edges=profile.edges,
+        roles=profile.roles,
+        sample_rows=profile.sample_rows,
+        seed=profile.seed + 1,
+    )
+    pending: list[_Pending] = []
+    missing_columns = [c for c in profile.kinds if c not in summary.columns]
+    for column, kind in profile.kinds.items():
+        if column in missing_columns:
+            continue
+        if kind == "numeric":
+            pending.append(_numeric(column, profile, summary, config))
+        else:
+            pending.append(_categorical_pending(column, profile, summary, config))
+    main = [p.p_value for p in pending if p.p_value is not None]
+    family = np.array(main + [p.missing_p for p in pending], dtype=float)
+    adjusted = stats.false_discovery_control(family, method="bh") if family.size else family
+    main_adj = iter(adjusted[: len(main)])
+    missing_adj = adjusted[len(main) :]
+    columns = [
+        _verdict(p, None if p.p_value is None else float(next(main_adj)), float(m), config)
+        for p, m in zip(pending, missing_adj, strict=True)
+    ]
+    for column in missing_columns:
+        columns.append(
+            ColumnDrift(
+                column=column,
+                kind=profile.kinds[column],
+                role=profile.roles[column],
+                test="column-missing",
+                statistic=None,
+                p_value=None,
+                p_adjusted=None,
+                effect=None,
+                effect_name="-",
+                drifted=True,
+                reason=f"{column}: in the reference but missing from the current data.",
+            )
+        )
+    new = [c for c in seen if c not in profile.kinds]
+    if new:
+        kinds = infer_kinds(
+            pd.DataFrame({c: summary.sample[c] for c in new if c in summary.sample}), None
+        )
+        for column in new:
+            columns.append(
+                ColumnDrift(
+                    column=column,
+                    kind=kinds.get(column, "categorical"),
+                    role="feature",
+                    test="new-column",
+                    statistic=None,
+                    p_value=None,
+                    p_adjusted=None,
+                    effect=None,
+                    effect_name="-",
+                    drifted=False,
+                    reason=f"{column}: new column, not in the reference; not tested.",
+                )
+            )
+    features = [c for c in columns if c.role == "feature" and c.test != "new-column"]
+    weights = config.importance or {}
+    total = sum(weights.get(c.column, 1.0) for c in features)
+    share = sum(weights.get(c.column, 1.0) for c in features if c.drifted) / total if total else 0.0
+    n_drifted = sum(c.drifted for c in features)
+    return DriftReport(
+        drifted=n_drifted > 0 and share > config.min_share_drifted,
+        share_drifted=share,
+        n_drifted=n_drifted,
+        n_columns=len(features),
+        alpha=config.alpha,
+        reference_rows=profile.rows,
+        current_rows=summary.rows,
+        columns=columns,
+    )

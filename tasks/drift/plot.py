@@ -1,0 +1,83 @@
+"""A picture of drift: reference vs current for the columns that drifted (or the most changed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.drift.compare import DriftReport
+from tasks.drift.profile import ReferenceProfile
+
+MAX_PANELS = 6
+
+
+def plot_drift(
+    profile: ReferenceProfile, current: pd.DataFrame, report: DriftReport, path: Path
+) -> Path:
+    """Overlaid histograms (numeric) or category shares (categorical), one panel per column."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tested = [c for c in report.columns if c.effect is not None and c.column in current.columns]
+    tested.sort(
+        key=lambda c: (not c.drifted, -(c.effect or 0.0) / max(1e-12, _floor_scale(c.effect_name)))
+    )
+    chosen = tested[:MAX_PANELS]
+    cols = min(3, max(1, len(chosen)))
+    rows = max(1, int(np.ceil(len(chosen) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), dpi=100, squeeze=False)
+    reference = profile.sample_frame()
+    for ax, item in zip(axes.ravel(), chosen, strict=False):
+        colour = "#c0392b" if item.drifted else "#1d6fa5"
+        if item.kind == "numeric":
+            ref = pd.to_numeric(reference[item.column], errors="coerce").dropna().to_numpy()
+            cur = pd.to_numeric(current[item.column], errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan
+            )
+            cur = cur[np.isfinite(cur)]
+            both = np.concatenate([ref, cur])
+            edges = np.histogram_bin_edges(both, bins=30) if both.size else 10
+            ax.hist(ref, bins=edges, density=True, alpha=0.5, color="#888888", label="reference")
+            ax.hist(cur, bins=edges, density=True, alpha=0.5, color=colour, label="current")
+            detail = f"moved {item.effect:.2f} sd"
+        else:
+            ref_counts = pd.Series(profile.columns[item.column].counts, dtype=float)
+            cur_counts = current[item.column].dropna().astype(str).value_counts().astype(float)
+            shares = pd.concat(
+                [ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()], axis=1
+            ).fillna(0)
+            shares.columns = ["reference", "current"]
+            shares = shares.sort_values("reference", ascending=False).head(12)
+            x = np.arange(len(shares))
+            ax.bar(x - 0.2, shares["reference"], 0.4, color="#888888", label="reference")
+            ax.bar(x + 0.2, shares["current"], 0.4, color=colour, label="current")
+            ax.set_xticks(
+                x, [str(i)[:10] for i in shares.index], rotation=30, ha="right", fontsize=8
+            )
+            detail = f"JS {item.effect:.3f}"
+        verdict = "DRIFT" if item.drifted else "ok"
+        ax.set_title(
+            f"{item.column}: {verdict} ({detail}, p_adj {item.p_adjusted:.1g})",
+            fontsize=9,
+            color=colour,
+        )
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(chosen) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"Drift vs the champion's reference: {report.n_drifted}/{report.n_columns} features drifted",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _floor_scale(effect_name: str) -> float:
+    return 0.1 if effect_name == "wasserstein_sd" else 0.05

@@ -1,0 +1,274 @@
+"""Mergeable summaries of a table: what drift is measured on, built chunk by chunk.
+
+A `Summary` holds, per column, counts that add up across chunks (rows, missing, infinite, sums,
+min/max, counts per reference bin or per category) and, for the whole table, a bounded *row sample*
+chosen by the smallest pseudo-random keys of the global row numbers (bottom-k sampling). Because a
+row's key depends only on its position and the seed, the summary of A ∪ B merged from those of A
+and B is exactly the summary of the concatenation, so a Parquet file larger than memory is
+summarised row group by row group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.errors import CTError
+
+Kind = Literal["numeric", "categorical"]
+Role = Literal["feature", "label", "prediction"]
+KEY = "__ct_sample_key__"
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+class DriftInputError(CTError, ValueError):
+    """The data cannot be compared with the reference as it is; the message names the column."""
+
+
+def row_keys(start: int, stop: int, seed: int) -> np.ndarray:
+    """splitmix64 of the global row numbers: uniform-looking keys, the same for the same row."""
+    with np.errstate(over="ignore"):
+        z = (
+            np.arange(start, stop, dtype=np.uint64)
+            + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        ) & _MASK64
+        z = (z + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return z ^ (z >> np.uint64(31))
+
+
+class ColumnSummary(BaseModel):
+    """Additive statistics of one column. `counts` is per reference bin (numeric: len(edges) + 1
+    bins, values equal to an edge fall in the bin to its right) or per category."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    role: Role = "feature"
+    rows: int
+    missing: int
+    infinite: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    minimum: float | None = None
+    maximum: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing - self.infinite
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.present if self.present else float("nan")
+
+    @property
+    def sd(self) -> float:
+        if self.present < 2:
+            return float("nan")
+        var = (self.total_sq - self.total**2 / self.present) / (self.present - 1)
+        return float(np.sqrt(max(var, 0.0)))
+
+
+class Summary(BaseModel):
+    """Summary of a table against fixed bin edges; merge two with `merge`."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    rows: int
+    seed: int
+    sample_rows: int
+    edges: dict[str, list[float]]
+    columns: dict[str, ColumnSummary]
+    sample: pd.DataFrame = Field(exclude=True)
+
+
+def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna()
+    if bad.any():
+        example = series[bad].iloc[0]
+        raise DriftInputError(
+            f"column {column!r}: the reference is numeric but this data holds non-numeric values, "
+            f"e.g. {example!r} ({int(bad.sum())} rows); fix the dtype or profile it as categorical"
+        )
+    return values.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> ColumnSummary:
+    missing = np.isnan(values)
+    infinite = np.isinf(values)
+    finite = values[~(missing | infinite)]
+    bins = np.bincount(
+        np.searchsorted(np.asarray(edges), finite, side="right"), minlength=len(edges) + 1
+    )
+    return ColumnSummary(
+        kind="numeric",
+        role=role,
+        rows=values.size,
+        missing=int(missing.sum()),
+        infinite=int(infinite.sum()),
+        total=float(finite.sum()),
+        total_sq=float(finite @ finite),
+        minimum=float(finite.min()) if finite.size else None,
+        maximum=float(finite.max()) if finite.size else None,
+        counts={str(i): int(c) for i, c in enumerate(bins)},
+    )
+
+
+def _categorical_summary(series: pd.Series, role: Role) -> ColumnSummary:
+    counts = series.value_counts(dropna=True, sort=False)
+    counts = counts[counts > 0]
+    return ColumnSummary(
+        kind="categorical",
+        role=role,
+        rows=len(series),
+        missing=int(series.isna().sum()),
+        counts={str(k): int(v) for k, v in counts.items()},
+    )
+
+
+def summarize(
+    frame: pd.DataFrame,
+    *,
+    kinds: dict[str, Kind],
+    edges: dict[str, list[float]],
+    roles: dict[str, Role] | None = None,
+    sample_rows: int = 5_000,
+    seed: int = 0,
+    row_offset: int = 0,
+) -> Summary:
+    """Summarise `frame` (rows `row_offset`... of a larger table) against fixed numeric `edges`."""
+    roles = roles or {}
+    columns: dict[str, ColumnSummary] = {}
+    for column, kind in kinds.items():
+        if column not in frame.columns:
+            continue
+        role = roles.get(column, "feature")
+        if kind == "numeric":
+            columns[column] = _numeric_summary(
+                _numeric_values(frame[column], column), edges[column], role
+            )
+        else:
+            columns[column] = _categorical_summary(frame[column], role)
+    keys = row_keys(row_offset, row_offset + len(frame), seed)
+    take = (
+        np.argsort(keys, kind="stable")[:sample_rows]
+        if len(frame) > sample_rows
+        else np.arange(len(frame))
+    )
+    present = [c for c in kinds if c in frame.columns]
+    sample = frame.iloc[take][present].reset_index(drop=True)
+    sample[KEY] = keys[take]
+    return Summary(
+        rows=len(frame),
+        seed=seed,
+        sample_rows=sample_rows,
+        edges=edges,
+        columns=columns,
+        sample=sample,
+    )
+
+
+def _merge_column(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
+    counts = dict(a.counts)
+    for key, value in b.counts.items():
+        counts[key] = counts.get(key, 0) + value
+    bounds = [v for v in (a.minimum, b.minimum) if v is not None]
+    tops = [v for v in (a.maximum, b.maximum) if v is not None]
+    return ColumnSummary(
+        kind=a.kind,
+        role=a.role,
+        rows=a.rows + b.rows,
+        missing=a.missing + b.missing,
+        infinite=a.infinite + b.infinite,
+        total=a.total + b.total,
+        total_sq=a.total_sq + b.total_sq,
+        minimum=min(bounds) if bounds else None,
+        maximum=max(tops) if tops else None,
+        counts=counts,
+    )
+
+
+def merge(a: Summary, b: Summary) -> Summary:
+    """The summary of the two tables together (same edges and seed; disjoint row numbers)."""
+    if a.edges != b.edges or a.seed != b.seed or a.sample_rows != b.sample_rows:
+        raise DriftInputError("only summaries with the same edges, seed and sample size merge")
+    columns = {
+        c: _merge_column(a.columns[c], b.columns[c]) if c in b.columns else a.columns[c]
+        for c in a.columns
+    } | {c: s for c, s in b.columns.items() if c not in a.columns}
+    sample = pd.concat([a.sample, b.sample], ignore_index=True)
+    sample = sample.sort_values(KEY, kind="stable").head(a.sample_rows).reset_index(drop=True)
+    return Summary(
+        rows=a.rows + b.rows,
+        seed=a.seed,
+        sample_rows=a.sample_rows,
+        edges=a.edges,
+        columns=columns,
+        sample=sample,
+    )
+
+
+def iter_chunks(
+    source: str | Path | pd.DataFrame, *, chunk_rows: int = 250_000
+) -> Iterator[pd.DataFrame]:
+    """A DataFrame as it is, a Parquet file by record batches, a CSV file in chunks: bounded memory."""
+    if isinstance(source, pd.DataFrame):
+        yield source
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise DriftInputError(f"{path}: no such file")
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, chunksize=chunk_rows)
+
+
+def summarize_chunks(
+    chunks: Iterable[pd.DataFrame],
+    *,
+    kinds: dict[str, Kind],
+    edges: dict[str, list[float]],
+    roles: dict[str, Role] | None = None,
+    sample_rows: int = 5_000,
+    seed: int = 0,
+) -> tuple[Summary, list[str]]:
+    """Merge the summaries of consecutive chunks; also return the columns of the data."""
+    summary: Summary | None = None
+    offset = 0
+    seen: list[str] = []
+    for chunk in chunks:
+        seen = [str(c) for c in chunk.columns]
+        part = summarize(
+            chunk,
+            kinds=kinds,
+            edges=edges,
+            roles=roles,
+            sample_rows=sample_rows,
+            seed=seed,
+            row_offset=offset,
+        )
+        summary = part if summary is None else merge(summary, part)
+        offset += len(chunk)
+    if summary is None or summary.rows == 0:
+        raise DriftInputError("the current data has no rows; nothing to compare")
+    return summary, seen
