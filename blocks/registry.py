@@ -1,35 +1,39 @@
-"""`ModelRegistry`: a Prefect block that stores model versions and moves the `champion` alias.
+"""`ModelRegistry`: a Prefect block that stores model versions and moves their aliases.
 
-It stores and retrieves; it decides nothing (the gate does). Layout under `url`:
+It stores and retrieves; it decides nothing (the gate does). Layout under `url` (a local folder or
+an object-storage URL such as `s3://bucket/registry`):
 
-    <name>/versions/000001/model.skops        the model, saved with skops (loading runs no code)
-    <name>/versions/000001/profile.json       the drift reference profile
-    <name>/versions/000001/metadata.json      written last: a version without it does not exist
-    <name>/aliases/champion/00000001.json     append-only log; the newest entry is the truth
+    <name>/versions/000007/.claim              exclusive create: version 7 is taken
+    <name>/versions/000007/model.skops         the model, saved with skops (loading runs no code)
+    <name>/versions/000007/profile.json        the drift reference profile
+    <name>/versions/000007/metadata.json       written last, exclusively: the version now exists
+    <name>/aliases/champion/00000003.json      append-only log; the newest entry is the truth
 
-A version number is claimed by an exclusive `mkdir`, never by writing "max + 1"; every file is
-written to a temporary name and renamed into place; metadata.json and alias entries are published
-with `os.link`, which fails if the name exists, so of two racers exactly one wins. Each file's
-sha256 is recorded in metadata.json and checked on load.
+A version number is claimed by an exclusive create, never by writing "max + 1"; its files are
+complete before `metadata.json` (which holds their sha256) appears, so a crash leaves no visible
+partial version. An alias moves by creating the next numbered log entry exclusively: a promotion
+that read entry n writes entry n + 1, and of two racers exactly one succeeds (compare-and-swap).
+The log is the audit trail: when, from which version to which, why, by which run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
-from pathlib import Path
 from typing import Any, ClassVar
 
 import skops.io
 from prefect.blocks.core import Block
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+
+from blocks.storage import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")
+MAX_CLAIM_ATTEMPTS = 10_000
 
 #: Types outside skops' defaults that a stored model may contain; reviewed, never taken from the file.
 TRUSTED_TYPES: list[str] = [
@@ -75,8 +79,9 @@ class AliasEntry(BaseModel):
     at: datetime
 
 
-def _check_name(kind: str, value: str) -> str:
-    if not _NAME.match(value) or ".." in value:
+def check_name(kind: str, value: str) -> str:
+    """Names become path segments: 1-64 safe characters, no '..', no '/'."""
+    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
         raise RegistryError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '_', '.', '-' (no '..' or '/')"
         )
@@ -85,28 +90,6 @@ def _check_name(kind: str, value: str) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _publish_exclusive(path: Path, data: bytes) -> None:
-    """Make `path` appear complete, or raise FileExistsError if someone else got there first."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _package_versions() -> dict[str, str]:
@@ -120,32 +103,53 @@ def _package_versions() -> dict[str, str]:
 
 
 class ModelRegistry(Block):
-    """Immutable model versions with lineage, and a `champion` alias moved by compare-and-swap."""
+    """Immutable model versions with lineage, and aliases (`champion`) moved by compare-and-swap."""
 
     _block_type_name: ClassVar[str] = "CT Model Registry"
     _block_type_slug: ClassVar[str] = "ct-model-registry"
     _description: ClassVar[str] = (
-        "Model versions (skops files, metadata, drift reference) and their champion alias."
+        "Model versions (skops files, drift profile, metadata with lineage) and their aliases, "
+        "on a local folder or object storage."
     )
 
     url: str = Field(
-        default=".ct/registry", description="Folder that holds the registry (local path)."
+        default=".ct/registry",
+        description="Where the registry lives: a local folder or an fsspec URL (s3://bucket/path).",
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for the filesystem, e.g. {'client_kwargs': {'endpoint_url': ...}}.",
+    )
+    key: SecretStr | None = Field(default=None, description="Access key id for object storage.")
+    secret: SecretStr | None = Field(default=None, description="Secret access key.")
 
     def block_initialization(self) -> None:
         if not self.url.strip():
             raise RegistryError("ModelRegistry.url is empty; give a folder, e.g. '.ct/registry'")
 
-    # ----------------------------------------------------------------- paths
+    # ----------------------------------------------------------------- storage
+    _store: Store | None = PrivateAttr(default=None)
+
     @property
-    def root(self) -> Path:
-        return Path(self.url).expanduser()
+    def store(self) -> Store:
+        cached = self._store
+        if cached is None:
+            options = dict(self.storage_options)
+            if self.key is not None:
+                options["key"] = self.key.get_secret_value()
+            if self.secret is not None:
+                options["secret"] = self.secret.get_secret_value()
+            cached = Store(self.url, options)
+            self._store = cached
+        return cached
 
-    def _versions_dir(self, name: str) -> Path:
-        return self.root / _check_name("model name", name) / "versions"
+    def _versions_dir(self, name: str) -> str:
+        return self.store.path(check_name("model name", name), "versions")
 
-    def _alias_dir(self, name: str, alias: str) -> Path:
-        return self.root / _check_name("model name", name) / "aliases" / _check_name("alias", alias)
+    def _alias_dir(self, name: str, alias: str) -> str:
+        return self.store.path(
+            check_name("model name", name), "aliases", check_name("alias", alias)
+        )
 
     # ----------------------------------------------------------------- writing
     def register(
@@ -160,56 +164,62 @@ class ModelRegistry(Block):
         decision: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store a new immutable version; it becomes visible only once every file is in place."""
+        store = self.store
         versions = self._versions_dir(name)
-        versions.mkdir(parents=True, exist_ok=True)
-        number = len([p for p in versions.iterdir() if p.name.isdigit()]) + 1
-        while True:
-            folder = versions / f"{number:06d}"
+        taken = [n for n in store.children(versions) if n.isdigit()]
+        number = max((int(n) for n in taken), default=0) + 1  # a first guess; the claim decides
+        claim = json.dumps({"at": datetime.now(UTC).isoformat()}).encode()
+        for _ in range(MAX_CLAIM_ATTEMPTS):
             try:
-                folder.mkdir()  # the exclusive claim of this version number
+                store.create(
+                    store.path(
+                        check_name("model name", name), "versions", f"{number:06d}", ".claim"
+                    ),
+                    claim,
+                )
                 break
             except FileExistsError:
                 number += 1
+        else:
+            raise RegistryError(
+                f"{name}: could not claim a version number after {MAX_CLAIM_ATTEMPTS} tries"
+            )
+        folder = f"{versions}/{number:06d}"
         files: dict[str, bytes] = {"model.skops": skops.io.dumps(model)}
         if profile is not None:
             files["profile.json"] = json.dumps(profile, allow_nan=False).encode()
         for file_name, data in files.items():
-            _write_atomic(folder / file_name, data)
-        created = datetime.now(UTC)
+            store.put(f"{folder}/{file_name}", data)
         meta = {
             "name": name,
             "version": number,
-            "created_at": created.isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "files": {file_name: _sha256(data) for file_name, data in files.items()},
             "metrics": metrics,
             "decision": decision,
             "lineage": {**lineage, "packages": _package_versions()},
             "schema": schema,
         }
-        _publish_exclusive(
-            folder / "metadata.json", json.dumps(meta, indent=2, default=str).encode()
-        )
+        store.create(f"{folder}/metadata.json", json.dumps(meta, indent=2, default=str).encode())
         return self._read_version(name, number)
 
-    def promote(
+    def set_alias(
         self,
         name: str,
+        alias: str,
         version: int,
         *,
-        expected_champion: int | None,
+        expected: int | None,
         reason: str = "",
         run_id: str | None = None,
-        alias: str = "champion",
     ) -> AliasEntry:
-        """Point `alias` at `version` if it still points at `expected_champion` (compare-and-swap)."""
-        self._read_version(name, version)  # only complete versions can be promoted
-        folder = self._alias_dir(name, alias)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Point `alias` at `version` if it still points at `expected` (compare-and-swap)."""
+        self._read_version(name, version)  # only complete versions get an alias
         latest = self._latest_entry(name, alias)
         current = latest.version if latest else None
-        if current != expected_champion:
+        if current != expected:
             raise AliasConflictError(
-                f"{name}: {alias} is version {current}, not the expected {expected_champion}; "
+                f"{name}: {alias} is version {current}, not the expected {expected}; "
                 "another run moved it. Re-read the champion and decide again."
             )
         entry = AliasEntry(
@@ -222,35 +232,67 @@ class ModelRegistry(Block):
             at=datetime.now(UTC),
         )
         try:
-            _publish_exclusive(
-                folder / f"{entry.sequence:08d}.json", entry.model_dump_json().encode()
+            self.store.create(
+                f"{self._alias_dir(name, alias)}/{entry.sequence:08d}.json",
+                entry.model_dump_json().encode(),
             )
         except FileExistsError as exc:
             raise AliasConflictError(
-                f"{name}: {alias} was moved by another run while this one promoted version {version}"
+                f"{name}: {alias} was moved by another run while this one set it to version {version}"
             ) from exc
         return entry
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        expected_champion: int | None,
+        reason: str = "",
+        run_id: str | None = None,
+    ) -> AliasEntry:
+        """Make `version` the champion if the champion is still `expected_champion`."""
+        return self.set_alias(
+            name, "champion", version, expected=expected_champion, reason=reason, run_id=run_id
+        )
+
+    def rollback(
+        self, name: str, *, reason: str = "rollback", run_id: str | None = None
+    ) -> AliasEntry:
+        """Make the previous champion the champion again (itself a compare-and-swap)."""
+        latest = self._latest_entry(name, "champion")
+        if latest is None or latest.previous is None:
+            raise RegistryError(f"{name}: there is no previous champion to roll back to")
+        return self.promote(
+            name, latest.previous, expected_champion=latest.version, reason=reason, run_id=run_id
+        )
 
     # ----------------------------------------------------------------- reading
     def versions(self, name: str) -> list[int]:
         """Numbers of the complete versions, ascending."""
+        store = self.store
         folder = self._versions_dir(name)
-        if not folder.is_dir():
-            return []
-        return sorted(
-            int(p.name)
-            for p in folder.iterdir()
-            if p.name.isdigit() and (p / "metadata.json").is_file()
-        )
+        numbers = [int(n) for n in store.children(folder) if n.isdigit()]
+        return [n for n in sorted(numbers) if store.exists(f"{folder}/{n:06d}/metadata.json")]
+
+    def names(self) -> list[str]:
+        """Model names that have at least one complete version."""
+        return [
+            n for n in self.store.children(self.store.root) if _NAME.match(n) and self.versions(n)
+        ]
 
     def alias_log(self, name: str, alias: str = "champion") -> list[AliasEntry]:
         folder = self._alias_dir(name, alias)
-        if not folder.is_dir():
-            return []
-        entries = [
-            AliasEntry.model_validate_json(p.read_bytes())
-            for p in sorted(folder.glob("[0-9]*.json"))
-        ]
+        entries = []
+        for file_name in self.store.children(folder):
+            if re.fullmatch(r"\d{8}\.json", file_name):
+                data = self.store.read(f"{folder}/{file_name}")
+                try:
+                    entries.append(AliasEntry.model_validate_json(data))
+                except ValueError as exc:
+                    raise RegistryError(
+                        f"{folder}/{file_name}: damaged alias entry ({exc})"
+                    ) from exc
         return entries
 
     def _latest_entry(self, name: str, alias: str) -> AliasEntry | None:
@@ -259,10 +301,15 @@ class ModelRegistry(Block):
 
     def aliases(self, name: str) -> dict[str, int]:
         """Current target of each alias; `previous` is the champion before the current one."""
-        log = self.alias_log(name, "champion")
-        found = {"champion": log[-1].version} if log else {}
-        if log and log[-1].previous is not None:
-            found["previous"] = log[-1].previous
+        found: dict[str, int] = {}
+        for alias in self.store.children(
+            self.store.path(check_name("model name", name), "aliases")
+        ):
+            latest = self._latest_entry(name, alias)
+            if latest is not None:
+                found[alias] = latest.version
+                if alias == "champion" and latest.previous is not None:
+                    found["previous"] = latest.previous
         return found
 
     def get(
@@ -281,18 +328,24 @@ class ModelRegistry(Block):
         return None if entry is None else self._read_version(name, entry.version)
 
     def _read_version(self, name: str, version: int) -> ModelVersion:
-        folder = self._versions_dir(name) / f"{version:06d}"
-        meta_path = folder / "metadata.json"
-        if not meta_path.is_file():
-            raise RegistryError(f"{name}: version {version} does not exist (no {meta_path})")
+        if not isinstance(version, int) or version < 1:
+            raise RegistryError(f"{name}: invalid version {version!r}; versions are 1, 2, ...")
+        folder = f"{self._versions_dir(name)}/{version:06d}"
+        meta_path = f"{folder}/metadata.json"
         try:
-            meta = json.loads(meta_path.read_bytes())
+            raw = self.store.read(meta_path)
+        except FileNotFoundError:
+            raise RegistryError(
+                f"{name}: version {version} does not exist (no {meta_path})"
+            ) from None
+        try:
+            meta = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise RegistryError(f"{meta_path}: damaged metadata ({exc})") from exc
         return ModelVersion(
             name=name,
             version=version,
-            path=str(folder),
+            path=folder,
             created_at=datetime.fromisoformat(meta["created_at"]),
             files=meta["files"],
             metadata=meta,
@@ -302,8 +355,11 @@ class ModelRegistry(Block):
         """The bytes of one artifact of a version, after checking its sha256."""
         if file_name not in mv.files:
             raise RegistryError(f"{mv.name} v{mv.version} has no {file_name}")
-        path = Path(mv.path) / file_name
-        data = path.read_bytes()
+        path = f"{mv.path}/{file_name}"
+        try:
+            data = self.store.read(path)
+        except FileNotFoundError:
+            raise RegistryError(f"{path}: missing, though metadata.json lists it") from None
         if _sha256(data) != mv.files[file_name]:
             raise RegistryError(
                 f"{path}: sha256 does not match metadata.json; the file was altered"

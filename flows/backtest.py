@@ -19,6 +19,7 @@ from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
 from tasks.errors import CTError
+from tasks.release import open_registry
 from tasks.report import (
     BACKTEST_COLUMNS,
     StepResult,
@@ -85,7 +86,7 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
     logger = get_run_logger()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    registry = ModelRegistry(url=config.registry_url)
+    registry = open_registry(config)
     name = config.dataset.name
     first_version: int | None = None
     rows: list[dict[str, object]] = []

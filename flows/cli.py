@@ -114,6 +114,51 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
     )
+    reg = commands.add_parser(
+        "registry",
+        help="list, show, promote or roll back model versions",
+        description="Inspect and operate the model registry. Promotions are compare-and-swap: "
+        "they fail with a clear message if the champion moved meanwhile.",
+    )
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--registry",
+        metavar="URL",
+        help="registry folder or URL (default: from --config, else .ct/registry)",
+    )
+    where.add_argument(
+        "--block", metavar="NAME", help="a saved ct-model-registry block to use instead"
+    )
+    where.add_argument(
+        "--config", metavar="YAML", help="CTConfig file whose registry settings to use"
+    )
+    actions = reg.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser(
+        "list", parents=[where], help="versions of every model (or --name)"
+    )
+    listing.add_argument("--name", help="only this model")
+    show = actions.add_parser("show", parents=[where], help="one version's metadata as JSON")
+    show.add_argument("name")
+    pick = show.add_mutually_exclusive_group()
+    pick.add_argument("--version", type=int, help="version number")
+    pick.add_argument("--alias", default=None, help="alias (default: champion)")
+    promote = actions.add_parser(
+        "promote", parents=[where, *prefect], help="make a version the champion (compare-and-swap)"
+    )
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+    promote.add_argument(
+        "--expected",
+        type=int,
+        metavar="N",
+        help="the champion you expect now (default: whatever it is when read)",
+    )
+    promote.add_argument("--reason", default="manual promotion", help="why, for the audit log")
+    rollback = actions.add_parser(
+        "rollback", parents=[where, *prefect], help="make the previous champion the champion again"
+    )
+    rollback.add_argument("name")
+    rollback.add_argument("--reason", default="manual rollback", help="why, for the audit log")
     parser.add_argument("--version", action="version", version="ct 0.1.0")
     return parser
 
@@ -360,11 +405,88 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> Any:
+    from blocks.registry import ModelRegistry
+    from tasks.release import open_registry
+
+    if args.block:
+        return ModelRegistry.load(args.block)
+    if args.registry:
+        return ModelRegistry(url=args.registry)
+    return open_registry(_config(args.config))
+
+
+def _cmd_registry(args: argparse.Namespace) -> int:
+    import json
+
+    registry = _registry(args)
+    if args.action == "list":
+        names = [args.name] if args.name else registry.names()
+        if not names:
+            console.print(f"No models in {registry.url} yet.")
+            return 0
+        table = Table(title=f"Registry {registry.url}", title_justify="left")
+        for header in ("model", "version", "alias", "created (UTC)", "gate", "p", "batch"):
+            table.add_column(header)
+        for name in names:
+            aliases = registry.aliases(name)
+            for version in registry.versions(name):
+                mv = registry.get(name, version=version)
+                decision = mv.metadata.get("decision") or {}
+                marks = ", ".join(a for a, v in aliases.items() if v == version)
+                table.add_row(
+                    name,
+                    f"v{version}",
+                    marks,
+                    mv.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    f"{decision.get('test', '-')} on {decision.get('metric', '-')}",
+                    fmt(decision.get("p_value")),
+                    str(mv.metadata["lineage"].get("batch_id", "-")),
+                )
+        console.print(table)
+        return 0
+    if args.action == "show":
+        mv = registry.get(args.name, version=args.version, alias=args.alias)
+        console.print_json(json.dumps(mv.metadata, default=str))
+        return 0
+    with prefect_backend(args.prefect):
+        from prefect.events import emit_event
+
+        if args.action == "promote":
+            current = registry.champion(args.name)
+            expected = (
+                args.expected
+                if args.expected is not None
+                else (current.version if current else None)
+            )
+            entry = registry.promote(
+                args.name, args.version, expected_champion=expected, reason=args.reason
+            )
+        else:
+            entry = registry.rollback(args.name, reason=args.reason)
+        emit_event(
+            event="ct.model.promoted",
+            resource={
+                "prefect.resource.id": f"ct.model.{args.name}",
+                "prefect.resource.name": args.name,
+            },
+            payload={
+                "name": args.name,
+                "version": entry.version,
+                "previous_champion": entry.previous,
+                "decision": {"promote": True, "manual": True, "reason": entry.reason},
+            },
+        )
+    console.print(f"{args.name}: champion v{entry.previous} -> v{entry.version} ({entry.reason}).")
+    return 0
+
+
 COMMANDS = {
     "demo": _cmd_demo,
     "demo-data": _cmd_demo_data,
     "run": _cmd_run,
     "backtest": _cmd_backtest,
+    "registry": _cmd_registry,
 }
 
 
@@ -381,5 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CTError, RegistryError) as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         return 1
-    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+    elapsed = time.perf_counter() - started
+    if elapsed > 1.0:
+        console.print(f"Done in {elapsed:.1f} s.")
     return code

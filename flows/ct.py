@@ -24,7 +24,13 @@ from tasks.config import CTConfig
 from tasks.data import load_batch, store_history
 from tasks.drift import ReferenceProfile, build_profile, detect_drift
 from tasks.gate import Guard, check_unseen, gate_candidate, get_metric
-from tasks.release import announce, decision_summary, promote_champion, register_candidate
+from tasks.release import (
+    announce,
+    decision_summary,
+    open_registry,
+    promote_champion,
+    register_candidate,
+)
 from tasks.report import StepResult
 from tasks.train import (
     TrainingWindow,
@@ -75,7 +81,7 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
     """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion."""
     logger = get_run_logger()
     name = config.dataset.name
-    registry = ModelRegistry(url=config.registry_url)
+    registry = open_registry(config)
 
     # 1 load
     wanted = [

@@ -140,6 +140,15 @@ class GateConfig(_Section):
         return value
 
 
+class RegistryConfig(_Section):
+    """Where models are registered: a saved `ModelRegistry` block, a URL, or `<state_dir>/registry`."""
+
+    #: Name of a saved ct-model-registry block (e.g. "prod"); wins over `url`.
+    block: str | None = None
+    #: A local folder or an fsspec URL (s3://bucket/path); credentials belong in a block.
+    url: str | None = None
+
+
 class CTConfig(_Section):
     """Configuration of one continuous-training step."""
 
@@ -149,13 +158,14 @@ class CTConfig(_Section):
     drift: DriftConfig = DriftConfig()
     retrain: RetrainConfig = RetrainConfig()
     gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
     #: Where ct keeps its state: registry/, history/.
     state_dir: str = ".ct"
     seed: int = 0
 
     @property
     def registry_url(self) -> str:
-        return str(Path(self.state_dir) / "registry")
+        return self.registry.url or str(Path(self.state_dir) / "registry")
 
     @property
     def history_dir(self) -> Path:

@@ -13,7 +13,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from blocks.registry import AliasEntry, ModelRegistry, ModelVersion
+from tasks.config import CTConfig
 from tasks.gate import GateDecision
+
+
+def open_registry(config: CTConfig) -> ModelRegistry:
+    """The configured registry: a saved block by name, else the URL or `<state_dir>/registry`."""
+    if config.registry.block:
+        return ModelRegistry.load(config.registry.block)  # type: ignore[return-value]
+    return ModelRegistry(url=config.registry_url)
 
 
 def decision_summary(decision: GateDecision) -> dict[str, Any]:
@@ -37,7 +45,9 @@ def model_resource(name: str) -> dict[str, str]:
 @task(name="announce", cache_policy=NO_CACHE)
 def announce(event: str, name: str, payload: dict[str, Any]) -> str | None:
     """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth)."""
-    emitted = emit_event(event=event, resource=model_resource(name), payload=payload)
+    emitted = emit_event(
+        event=event, resource=model_resource(name), payload={"name": name, **payload}
+    )
     get_run_logger().info("Event %s for ct.model.%s", event, name)
     return None if emitted is None else str(emitted.id)
 

@@ -1,0 +1,81 @@
+"""The two storage primitives the registry needs, on a local folder and on object storage.
+
+* `put`: replace a file atomically (a reader sees the old or the new bytes, never half).
+* `create`: write a file that must not exist yet, atomically; of two writers exactly one wins,
+  the other gets `FileExistsError`.
+
+Local folder: `put` writes a temporary file and renames it over the target; `create` writes a
+temporary file and hard-links it to the target (`link` fails if the target exists). Object storage
+(S3 and compatible, through s3fs): a single PUT is atomic, and `create` is a conditional PUT with
+`If-None-Match: *`, which s3fs sends for `pipe_file(..., mode="create")`; the store refuses it with
+412 Precondition Failed when the key exists, and s3fs raises `FileExistsError`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+class Store:
+    """A folder on some fsspec filesystem, with atomic `put` and exclusive `create`."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None):
+        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.root = root.rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def url(self, *parts: str) -> str:
+        return self.fs.unstrip_protocol(self.path(*parts)) if not self.local else self.path(*parts)
+
+    def put(self, path: str, data: bytes) -> None:
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def create(self, path: str, data: bytes) -> None:
+        if not self.local:
+            self.fs.pipe_file(path, data, mode="create")
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+
+    def read(self, path: str) -> bytes:
+        return bytes(self.fs.cat_file(path))
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def children(self, path: str) -> list[str]:
+        """Names directly under `path` (files and folders); [] when it does not exist."""
+        try:
+            entries = (
+                self.fs.ls(path, detail=False, refresh=True)
+                if not self.local
+                else self.fs.ls(path, detail=False)
+            )
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)

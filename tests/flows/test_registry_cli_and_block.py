@@ -1,0 +1,82 @@
+"""The registry as users operate it: a saved block, and `python flows/ct.py registry ...` (issue 6)."""
+
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from blocks.registry import ModelRegistry
+from flows.cli import main
+from flows.ct import continuous_training
+from tasks.config import CTConfig, RegistryConfig
+from tasks.demo import write_demo_stream
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A registry with v1 (first champion) and v2 (promoted after the abrupt drift)."""
+    root = tmp_path_factory.mktemp("reg")
+    files = write_demo_stream(root / "data", n_batches=6, rows=600)
+    state = str(root / "state")
+    for index in (0, 5):
+        assert main(["run", "--data", str(files[index]), "--state-dir", state]) == 0
+    registry = ModelRegistry(url=f"{state}/registry")
+    assert registry.aliases("demo") == {"champion": 2, "previous": 1}
+    return registry, files
+
+
+def test_list_and_show(trained, capsys):
+    registry, _ = trained
+    assert main(["registry", "list", "--registry", registry.url]) == 0
+    out = capsys.readouterr().out
+    assert "v1" in out and "v2" in out and "champion" in out and "previous" in out
+    assert main(["registry", "show", "demo", "--registry", registry.url, "--version", "1"]) == 0
+    assert '"version": 1' in capsys.readouterr().out
+
+
+def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys):
+    registry, _ = trained
+    assert main(["registry", "rollback", "demo", "--registry", registry.url]) == 0
+    assert registry.aliases("demo")["champion"] == 1
+    assert (
+        main(["registry", "promote", "demo", "2", "--expected", "2", "--registry", registry.url])
+        == 1
+    )
+    assert "champion is version 1, not the expected 2" in capsys.readouterr().err
+    assert main(["registry", "promote", "demo", "2", "--registry", registry.url]) == 0
+    assert registry.aliases("demo") == {"champion": 2, "previous": 1}
+    assert [e.reason for e in registry.alias_log("demo")][-2:] == [
+        "manual rollback",
+        "manual promotion",
+    ]
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["ct.model.promoted"]},
+                        "resource": {"id": ["ct.model.demo"]},
+                    },
+                    "limit": 50,
+                },
+            ).json()["events"]
+            manual = [e for e in events if e["payload"]["decision"].get("manual")]
+            if len(manual) >= 2:
+                break
+            time.sleep(1)
+    assert sorted(e["payload"]["version"] for e in manual) == [1, 2]
+
+
+def test_a_saved_block_is_loaded_by_name_and_used_by_the_flow(tmp_path, trained):
+    _, files = trained
+    ModelRegistry(url=str(tmp_path / "blockreg")).save("ct-test-registry", overwrite=True)
+    loaded = ModelRegistry.load("ct-test-registry")
+    assert loaded.url == str(tmp_path / "blockreg")
+    config = CTConfig(
+        state_dir=str(tmp_path / "state"), registry=RegistryConfig(block="ct-test-registry")
+    )
+    step = continuous_training(str(files[0]), config)
+    assert step.promoted and ModelRegistry(url=loaded.url).versions("demo") == [1]
