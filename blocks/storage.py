@@ -47,7 +47,8 @@ class Store:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
-    def create(self, path: str, data: bytes) -> None:
+    def create(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        """`durable=False` skips the fsync, for markers whose loss in a power cut is harmless."""
         if not self.local:
             self.fs.pipe_file(path, data, mode="create")
             return
@@ -55,8 +56,9 @@ class Store:
         tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         try:
             os.link(tmp, path)
         finally:
