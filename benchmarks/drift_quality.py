@@ -244,7 +244,7 @@ SCENARIO_TEXT = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="runs per cell up to 100k rows")
-    parser.add_argument("--runs-1m", type=int, default=60, help="runs per cell at 1M rows")
+    parser.add_argument("--runs-1m", type=int, default=100, help="runs per cell at 1M rows")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 runs, 4 at 1M")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--seed", type=int, default=0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import os
 import pstats
 import statistics
 import time
@@ -143,10 +144,14 @@ def main() -> None:
     print(
         "Peak: tracemalloc (numpy reports its buffers to it), beyond the input frame. "
         f"Targets: <= {FLOOR_TARGET:g}x floor (at 1M x 100), >= {SCIPY_TARGET:g}x faster than "
-        f"scipy, peak <= {MEMORY_TARGET:g}x frame.\n"
+        f"scipy, peak <= {MEMORY_TARGET:g}x frame."
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{os.cpu_count()} CPUs; load average at start {load} (timings assume an idle machine).\n"
     )
     head = (
-        "| rows x columns | frame MB | profile s | compute_drift s | floor s | / floor | scipy s "
+        "| rows x columns  | frame MB | profile s | compute_drift s | floor s | / floor | scipy s "
         "| speed-up | peak MB | peak / frame | floor met? | scipy met? | memory met? |"
     )
     lines = [head, "|" + "|".join("-" * len(p) for p in head.split("|")[1:-1]) + "|"]
@@ -166,7 +171,7 @@ def main() -> None:
         peak = peak_bytes(profile, current)
         ratio, speedup, memory = drift_s / floor_s, scipy_s / drift_s, peak / frame_bytes
         lines.append(
-            f"| {f'{rows:,} x {columns}':14} | {frame_bytes / 2**20:8.0f} | {profile_s:9.2f} "
+            f"| {f'{rows:,} x {columns}':15} | {frame_bytes / 2**20:8.0f} | {profile_s:9.2f} "
             f"| {drift_s:15.3f} | {floor_s:7.3f} | {ratio:6.1f}x | {scipy_s:7.2f} "
             f"| {speedup:7.1f}x | {peak / 2**20:7.0f} | {memory:11.2f}x "
             f"| {'yes' if ratio <= FLOOR_TARGET else 'no':10} "
@@ -175,6 +180,7 @@ def main() -> None:
         )
         print(lines[-1] if len(lines) > 3 else "\n".join(lines), flush=True)
         last = (profile, current)
+    print(f"\nLoad average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
     if args.profile and last is not None:
         print("\ncProfile of one compute_drift call on the largest shape (top 20, cumulative):")
         profiler = cProfile.Profile()

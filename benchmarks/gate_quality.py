@@ -22,7 +22,7 @@ the gate's 2,000 (`--resamples`, 200 by default); its p-value (1 + #{effect* <= 
 valid for any B. The AUC effect under the bootstrap weights is computed by `PairedAuc`, which gives
 the same numbers as `tasks.gate.metrics.weighted_auc` (checked in every batch) in less time.
 
-Usage: `.venv/bin/python benchmarks/gate_quality.py` (about 5 minutes on 2 cores; `--quick` for a
+Usage: `.venv/bin/python benchmarks/gate_quality.py` (6-8 minutes on 2 cores; `--quick` for a
 200-trial smoke test, `--trials N`, `--jobs N`, `--seed N`).
 """
 
@@ -350,6 +350,7 @@ def main() -> None:
         "McNemar; on log loss: t, Wilcoxon, DM; on ROC AUC: bootstrap, DeLong.\n"
     )
     names = [SHORT.get((TESTS[t].name, TESTS[t].metric), TESTS[t].name) for t in POWER_TESTS]
+    names = [f"{name:>5}" for name in names]
     head = f"| {'accuracy':>8} | {'log loss':>8} | {'ROC AUC':>7} |" + "".join(
         f" {name} |" for name in names
     )

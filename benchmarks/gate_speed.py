@@ -9,7 +9,7 @@ arrays, timed in the same run: the mean of the per-row difference, or one `np.ar
 (or of |d| for the rank test). Seconds are the median of a few repetitions after a warm-up call.
 A second table times `compare()` end to end (metric rows, checks, test, decision) for the same tests.
 
-Usage: `.venv/bin/python benchmarks/gate_speed.py` (about 2 minutes).
+Usage: `.venv/bin/python benchmarks/gate_speed.py` (about 3 minutes).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def main() -> None:
             "metric='roc_auc', test='bootstrap' (2,000 resamples)",
             N_BOOTSTRAP,
             gate(yb, bb, cb, metric="roc_auc", test="bootstrap"),
-            1,
+            3,
         ),
     ]
     for name, n, call, repeats in calls:

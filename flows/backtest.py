@@ -28,7 +28,8 @@ from tasks.report import (
     plot_backtest,
 )
 from tasks.train import accuracy_score
-from tasks.validate import FeatureSpec, validate_frame
+from tasks.validate import FeatureSpec
+from tasks.validate.rows import validate_rows
 
 
 def split_batches(
@@ -54,7 +55,7 @@ def batch_files(
         if not files:
             raise CTError(f"{data}: folder has no .csv or .parquet files")
         return [str(p) for p in files]
-    frame, _ = read_batch(path)
+    frame, _, _ = read_batch(path)
     folder = out_dir / "batches"
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -72,9 +73,9 @@ def score_static(registry: ModelRegistry, name: str, version: int, source: str) 
     """Accuracy of the never-updated first model on a batch, for comparison only."""
     first = registry.get(name, version=version)
     spec = FeatureSpec.model_validate(first.metadata["schema"]["spec"])
-    frame, _ = read_batch(source)
+    frame, _, _ = read_batch(source)
     try:
-        valid = validate_frame(frame, spec, source=source)
+        valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=1.0)
     except CTError:
         return None
     return accuracy_score(registry.load_model_of(first), valid, spec)

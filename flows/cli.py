@@ -373,6 +373,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"(accuracy on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
         f"gate p: {fmt(step.p_value)} | {step.outcome} | champion now: {fmt(step.champion_after)}"
     )
+    if step.quarantined:
+        console.print(
+            f"{step.quarantined} rows quarantined (kept with the reason in {step.quarantine_path})."
+        )
     return 0
 
 

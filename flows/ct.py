@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from blocks.registry import ModelRegistry, ModelVersion
 from flows.retrain import retrain
 from tasks.config import CTConfig
-from tasks.data import load_batch, store_history
+from tasks.data import ReadLimits, load_batch, store_history
 from tasks.drift import ReferenceProfile, build_profile, detect_drift
 from tasks.gate import Guard, check_unseen, gate_candidate, get_metric
 from tasks.release import (
@@ -39,7 +39,7 @@ from tasks.train import (
     fit_floor,
     gate_predictions,
 )
-from tasks.validate import FeatureSpec, infer_spec, validate_batch
+from tasks.validate import FeatureSpec, check_quality, fit_contract, infer_spec, validate_batch
 
 
 def code_revision() -> str:
@@ -89,7 +89,15 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
         *(config.dataset.numeric or []),
         *(config.dataset.categorical or []),
     ]
-    frame, batch = load_batch(data, max_rows=config.validation.max_rows, wanted=wanted)
+    rules = config.validation
+    limits = ReadLimits(
+        max_rows=rules.max_rows,
+        max_bytes=rules.max_bytes,
+        allowed_roots=rules.allowed_roots,
+        encoding=rules.encoding,
+        delimiter=rules.delimiter,
+    )
+    frame, batch, bad_lines = load_batch(data, limits=limits, wanted=wanted)
     current = read_champion(registry, name)
     champion, champion_model = current if current else (None, None)
 
@@ -98,15 +106,41 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
         spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
     else:
         spec = infer_spec(frame, config.dataset)
-    valid = validate_batch(frame, spec, batch.source)
+    valid, outcome, quarantined = validate_batch(
+        frame,
+        spec,
+        batch.source,
+        quarantine_path=str(
+            Path(config.state_dir) / "quarantine" / name / f"{batch.batch_id}.parquet"
+        ),
+        max_bad_fraction=rules.max_bad_fraction,
+        min_rows=rules.min_rows,
+        bad_lines=bad_lines,
+    )
+    profile = (
+        ReferenceProfile.model_validate(registry.load_profile(champion))
+        if champion is not None
+        else None
+    )
+    if profile is not None and rules.quality_suite:
+        check_quality(
+            valid[[*spec.features, spec.target]],
+            profile,
+            tolerance=rules.range_tolerance,
+            min_rows=rules.min_rows,
+            max_rows=rules.max_rows,
+            report_path=str(reports_dir(config) / f"{batch.batch_id}-quality.json"),
+            blocking=rules.quality_blocking,
+            source=batch.source,
+        )
 
     # 3 drift, and how the champion does on this batch before anyone learns from it
     drift = None
     champion_metric = None
-    if champion is not None:
+    if champion is not None and profile is not None:
         champion_metric = accuracy_score(champion_model, valid, spec)
         drift = detect_drift(
-            ReferenceProfile.model_validate(registry.load_profile(champion)),
+            profile,
             valid[[*spec.features, spec.target]],
             config.drift,
             name=name,
@@ -134,6 +168,8 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             champion_metric=champion_metric,
             drift=None if drift is None else drift.drifted,
             drifted_columns=[] if drift is None else drift.drifted_columns,
+            quarantined=outcome.rows_quarantined,
+            quarantine_path=quarantined,
             **kw,
         )
 
@@ -203,7 +239,8 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             champion_after=previous,
         )
 
-    # 6 register, then promote by compare-and-swap, 7 announce
+    # 6 register (with the contract refined from the training rows), promote by CAS, 7 announce
+    contract = fit_contract(spec, train, tolerance=rules.range_tolerance)
     run_id = None if flow_run.id is None else str(flow_run.id)
     version = register_candidate(
         registry,
@@ -224,7 +261,7 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             "code_revision": code_revision(),
             "estimator": config.model.estimator,
         },
-        schema={"spec": spec.model_dump(), "hash": spec.schema_hash()},
+        schema={"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()},
         profile=build_profile(
             train[[*spec.features, spec.target]],
             categorical=[*spec.categorical, spec.target],
@@ -258,12 +295,12 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
             "path": version.path,
         },
     )
-    outcome = "promoted" if champion is not None else "first champion"
+    verdict = "promoted" if champion is not None else "first champion"
     return result(
         retrained=True,
         p_value=decision.p_value,
         promoted=True,
-        outcome=outcome,
+        outcome=verdict,
         new_version=version.version,
         champion_after=version.version,
     )

@@ -36,6 +36,13 @@ def retrain(
     past = read_history(history_dir, last=config.retrain.history_batches, before=batch_id)
     new = read_history_batch(history_dir, batch_id)
     train_new, holdout = split_holdout(new, config.retrain.holdout_fraction)
+    if spec.time_column:  # history rows not older than the test slice would leak the future
+        cutoff = holdout[spec.time_column].min()
+        past = [
+            (i, f.iloc[: int(f[spec.time_column].searchsorted(cutoff, side="left"))])
+            for i, f in past
+        ]
+        past = [(i, f) for i, f in past if len(f)]
     slices = [BatchSlice(batch_id=i, start=0, stop=len(f)) for i, f in past]
     slices.append(BatchSlice(batch_id=batch_id, start=0, stop=len(train_new)))
     train = pd.concat([*(f for _, f in past), train_new], ignore_index=True)

@@ -66,10 +66,27 @@ class ModelConfig(_Section):
 
 
 class ValidationConfig(_Section):
-    """Limits on what a batch may be."""
+    """What a batch may be, and what happens to rows that break the contract."""
 
     max_rows: int = Field(5_000_000, gt=0)
+    #: Fewer valid rows than this stops the step.
     min_rows: int = Field(20, gt=0)
+    #: Files larger than this are refused before they are read.
+    max_bytes: int = Field(2_000_000_000, gt=0)
+    #: Rows that fail a row-level check are quarantined; above this share the step stops.
+    max_bad_fraction: float = Field(0.05, ge=0, le=1)
+    #: Local folders or URL prefixes batches must come from; null allows any path.
+    allowed_roots: list[str] | None = None
+    #: CSV text encoding; null means UTF-8.
+    encoding: str | None = None
+    #: CSV delimiter; null means detected from the header (, ; tab |).
+    delimiter: str | None = None
+    #: Numeric values beyond the training range by more than this share of it are rejected.
+    range_tolerance: float = Field(0.5, ge=0)
+    #: Run the great-expectations quality suite (built from the champion's profile).
+    quality_suite: bool = True
+    #: Stop the step when the quality suite fails (otherwise: a warning and an artifact).
+    quality_blocking: bool = False
 
 
 class DriftConfig(_Section):

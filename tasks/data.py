@@ -7,11 +7,14 @@ per batch under `<state_dir>/history/<dataset>/`, named so that name order is ar
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -34,54 +37,175 @@ class Batch(BaseModel):
     rows: int
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class ReadLimits(BaseModel):
+    """What a batch file may be: where it lives, how big, how it is encoded and delimited."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_rows: int | None = None
+    max_bytes: int | None = None
+    #: Local folders or URL prefixes a batch must be under; None allows any.
+    allowed_roots: list[str] | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
 
 
-def read_batch(source: str | Path, *, max_rows: int | None = None) -> tuple[pd.DataFrame, Batch]:
-    """Read one CSV or Parquet batch; every failure becomes a `DataLoadError` naming the file."""
-    path = Path(source)
-    name = str(source)
-    if not path.exists():
-        raise DataLoadError(
-            name, "file not found; check the path (it is relative to the current folder)"
-        )
-    if path.is_dir():
-        raise DataLoadError(name, "is a directory; pass one CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise DataLoadError(name, "file is empty (0 bytes)")
-    suffix = path.suffix.lower()
+class BadLine(BaseModel):
+    """A CSV line that could not be split into the header's fields (kept for the quarantine)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: str
+    fields: int
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
+def check_allowed(source: str, roots: list[str] | None) -> None:
+    """Refuse a path outside the allowed roots (resolved, so `..` and symlinks cannot escape)."""
+    if roots is None:
+        return
+    if _is_url(source):
+        if any(source.startswith(root.rstrip("/") + "/") for root in roots if "://" in root):
+            return
+    else:
+        resolved = Path(source.removeprefix("file://")).resolve()
+        for root in roots:
+            if "://" in root:
+                continue
+            if resolved.is_relative_to(Path(root).resolve()):
+                return
+    raise DataLoadError(
+        source,
+        f"is outside the allowed roots ({', '.join(roots)}); move it there or extend validation.allowed_roots",
+    )
+
+
+def _sniff_delimiter(sample: str) -> str:
     try:
-        if suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
-        elif suffix in CSV_SUFFIXES or suffix == "":
-            sep = "\t" if suffix == ".tsv" else ","
-            frame = pd.read_csv(path, sep=sep, nrows=None if max_rows is None else max_rows + 1)
-        else:
-            raise DataLoadError(name, f"unsupported file type {suffix!r}; use .csv or .parquet")
-    except DataLoadError:
-        raise
+        return csv.Sniffer().sniff(sample.split("\n", 1)[0] + "\n", delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_csv(raw: bytes, name: str, limits: ReadLimits) -> tuple[pd.DataFrame, list[BadLine]]:
+    encoding = limits.encoding or "utf-8"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataLoadError(
+            name,
+            f"is not valid {encoding} (bad byte {raw[exc.start : exc.start + 1]!r} at offset {exc.start}); "
+            "set validation.encoding in the config, e.g. latin-1",
+        ) from exc
+    except LookupError as exc:
+        raise DataLoadError(name, f"unknown encoding {encoding!r} in validation.encoding") from exc
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise DataLoadError(name, "has no columns (empty CSV)")
+    delimiter = limits.delimiter or _sniff_delimiter(text[:65536])
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter))
+    seen: dict[str, int] = {}
+    for position, column in enumerate(header, 1):
+        if column in seen:
+            raise DataLoadError(
+                name,
+                f"has duplicated column names: {column!r} (columns {seen[column]} and {position})",
+            )
+        seen[column] = position
+    if limits.delimiter and len(header) == 1:
+        other = [d for d in ",;\t|" if d != delimiter and d in header[0]]
+        if other:
+            raise DataLoadError(
+                name,
+                f"has one column with the configured delimiter {delimiter!r}, but the header holds "
+                f"{other[0]!r}; fix validation.delimiter",
+            )
+    nrows = None if limits.max_rows is None else limits.max_rows + 1
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter, nrows=nrows), []
+    except pd.errors.ParserError:
+        pass
+    bad: list[BadLine] = []
+
+    def keep(fields: list[str]) -> None:
+        bad.append(BadLine(line=delimiter.join(fields), fields=len(fields)))
+        return None
+
+    frame = pd.read_csv(
+        io.StringIO(text), sep=delimiter, nrows=nrows, engine="python", on_bad_lines=keep
+    )
+    return frame, bad
+
+
+def read_batch(
+    source: str | Path, limits: ReadLimits | None = None
+) -> tuple[pd.DataFrame, Batch, list[BadLine]]:
+    """Read one CSV or Parquet batch (local path or fsspec URL) within `limits`.
+
+    Every failure is a `DataLoadError` naming the file and the problem. CSV lines with the wrong
+    number of fields are returned as `BadLine`s for the quarantine instead of failing the batch.
+    """
+    limits = limits or ReadLimits()
+    name = str(source)
+    check_allowed(name, limits.allowed_roots)
+    if _is_url(name):
+        fs, path = fsspec.core.url_to_fs(name)
+        if not fs.exists(path):
+            raise DataLoadError(name, "not found at that URL")
+        if fs.isdir(path):
+            raise DataLoadError(name, "is a folder; pass one CSV or Parquet file")
+        size = int(fs.size(path))
+    else:
+        local = Path(name.removeprefix("file://"))
+        if not local.exists():
+            raise DataLoadError(
+                name, "file not found; check the path (it is relative to the current folder)"
+            )
+        if local.is_dir():
+            raise DataLoadError(name, "is a directory; pass one CSV or Parquet file")
+        fs, path, size = fsspec.filesystem("file"), str(local), local.stat().st_size
+    if size == 0:
+        raise DataLoadError(name, "file is empty (0 bytes)")
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise DataLoadError(
+            name,
+            f"is {size:,} bytes, over the limit of {limits.max_bytes:,} bytes (validation.max_bytes)",
+        )
+    suffix = Path(path).suffix.lower()
+    if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES | {""}:
+        raise DataLoadError(name, f"unsupported file type {suffix!r}; use .csv or .parquet")
+    try:
+        with fs.open(path, "rb") as handle:
+            raw = handle.read()
     except PermissionError as exc:
         raise DataLoadError(name, f"cannot be read: permission denied ({exc.strerror})") from exc
+    bad: list[BadLine] = []
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(io.BytesIO(raw))
+        else:
+            frame, bad = _read_csv(raw, name, limits)
+    except DataLoadError:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise DataLoadError(name, "has no columns (empty CSV)") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
         kind = "Parquet" if suffix in PARQUET_SUFFIXES else "CSV"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataLoadError(name, f"could not be read as {kind}: {first}") from exc
-    if frame.empty:
+    if frame.empty and not bad:
         raise DataLoadError(name, "has a header but no rows")
-    if max_rows is not None and len(frame) > max_rows:
-        raise DataLoadError(name, f"has more than {max_rows} rows (validation.max_rows); split it")
-    digest = file_sha256(path)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:48] or "batch"
-    return frame, Batch(
-        source=name, batch_id=f"{stem}-{digest[:12]}", sha256=digest, rows=len(frame)
-    )
+    if limits.max_rows is not None and len(frame) > limits.max_rows:
+        raise DataLoadError(
+            name, f"has more than {limits.max_rows:,} rows (validation.max_rows); split it"
+        )
+    digest = hashlib.sha256(raw).hexdigest()
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:48] or "batch"
+    batch = Batch(source=name, batch_id=f"{stem}-{digest[:12]}", sha256=digest, rows=len(frame))
+    return frame, batch, bad
 
 
 def require_columns(frame: pd.DataFrame, wanted: list[str], source: str) -> None:
@@ -153,14 +277,20 @@ def retry_unless_ct_error(task: object, task_run: object, state: object) -> bool
     retry_condition_fn=retry_unless_ct_error,
     cache_policy=NO_CACHE,
 )
-def load_batch(source: str, *, max_rows: int, wanted: list[str]) -> tuple[pd.DataFrame, Batch]:
+def load_batch(
+    source: str, *, limits: ReadLimits, wanted: list[str]
+) -> tuple[pd.DataFrame, Batch, list[BadLine]]:
     """Read the batch and check that it shares columns with the configuration."""
-    frame, batch = read_batch(source, max_rows=max_rows)
+    frame, batch, bad = read_batch(source, limits)
     require_columns(frame, wanted, source)
     get_run_logger().info(
         "Loaded %s: %d rows x %d columns (batch %s)", source, *frame.shape, batch.batch_id
     )
-    return frame, batch
+    if bad:
+        get_run_logger().warning(
+            "%s: %d CSV lines had the wrong number of fields", source, len(bad)
+        )
+    return frame, batch, bad
 
 
 @task(name="append-history", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)

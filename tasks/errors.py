@@ -5,6 +5,8 @@ The registry block has its own `RegistryError` (blocks do not import tasks).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CTError(Exception):
     """Base of all errors ct raises on purpose; the message says what went wrong and what to do."""
@@ -23,16 +25,40 @@ class DataLoadError(CTError):
 
 
 class DataValidationError(CTError):
-    """A batch broke its data contract; `failures` holds one row per failed check and value."""
+    """A batch broke its data contract; `failures` holds one dict per failed check and value.
 
-    def __init__(self, source: str, failures: list[dict[str, object]]):
-        self.source, self.failures = source, failures
+    `quarantine` holds the records to keep (the whole batch when the step stops); once written,
+    `quarantine_path` says where.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        failures: list[dict[str, object]],
+        *,
+        quarantine: Any = None,
+        detail: str | None = None,
+        quarantine_path: str | None = None,
+    ):
+        self.source, self.failures, self.quarantine = source, failures, quarantine
+        self.detail, self.quarantine_path = detail, quarantine_path
         first = failures[0]
         more = f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""
         row = f" at row {first['row']}" if first.get("row") is not None else ""
+        lead = f"{detail}; first: " if detail else ""
+        kept = f" The batch is kept in {quarantine_path}." if quarantine_path else ""
         super().__init__(
-            f"{source}: column={first['column']!r} rule={first['check']!r} "
-            f"failed, e.g. value {first['failure_case']!r}{row}{more}"
+            f"{source}: {lead}column={first['column']!r} rule={first['check']!r} "
+            f"failed, e.g. value {first['failure_case']!r}{row}{more}.{kept}"
+        )
+
+    def with_path(self, path: str) -> DataValidationError:
+        return DataValidationError(
+            self.source,
+            self.failures,
+            quarantine=self.quarantine,
+            detail=self.detail,
+            quarantine_path=path,
         )
 
 

@@ -26,6 +26,8 @@ class StepResult(BaseModel):
     champion_metric: float | None
     drift: bool | None
     drifted_columns: list[str]
+    quarantined: int = 0
+    quarantine_path: str | None = None
     retrained: bool
     p_value: float | None
     promoted: bool
@@ -62,6 +64,7 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
         "metric_static": metric_static,
         "drift": step.drift,
         "drifted_columns": " ".join(step.drifted_columns),
+        "quarantined": step.quarantined,
         "retrained": step.retrained,
         "promoted": step.promoted,
         "p_value": step.p_value,

@@ -11,6 +11,7 @@ from blocks.registry import ModelRegistry
 from flows.cli import main
 from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
 
+NAME = "demo-e2e"
 REQUIRED = [
     "batch",
     "rows",
@@ -27,7 +28,9 @@ REQUIRED = [
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert main(["--out", str(out)]) == 0
+    config = out / "ct.yaml"  # a model name of its own, so other tests' events do not mix in
+    config.write_text(f"dataset:\n  name: {NAME}\n")
+    assert main(["--out", str(out), "--config", str(config)]) == 0
     return out, pd.read_csv(out / "backtest.csv")
 
 
@@ -63,14 +66,14 @@ def test_registry_holds_exactly_the_versions_the_table_reports(demo):
     out, table = demo
     registry = ModelRegistry(url=str(out / "registry"))
     reported = sorted(int(v) for v in table["new_version"].dropna())
-    assert registry.versions("demo") == reported
-    assert registry.aliases("demo")["champion"] == reported[-1]
-    log = registry.alias_log("demo")
+    assert registry.versions(NAME) == reported
+    assert registry.aliases(NAME)["champion"] == reported[-1]
+    log = registry.alias_log(NAME)
     assert [e.version for e in log] == reported
     for row in table.itertuples():
         if row.batch > 1:
             assert int(row.champion_version) in reported
-    newest = registry.get("demo", alias="champion")
+    newest = registry.get(NAME, alias="champion")
     lineage = newest.metadata["lineage"]
     assert lineage["training_window"]["fingerprint"] and lineage["flow_run_id"]
     assert newest.metadata["decision"]["promote"] is True
@@ -81,7 +84,7 @@ def _events(client, name):
         "POST",
         "/events/filter",
         json={
-            "filter": {"event": {"name": [name]}, "resource": {"id": ["ct.model.demo"]}},
+            "filter": {"event": {"name": [name]}, "resource": {"id": [f"ct.model.{NAME}"]}},
             "limit": 50,
         },
     )

@@ -75,8 +75,7 @@ def _abc() -> bytes:
     from tasks.demo import demo_batch
 
     frame = demo_batch(7, rows=100)
-    frame["age"] = frame["age"].astype(object)
-    frame.loc[3, "age"] = "abc"
+    frame["age"] = "abc"  # the whole column has the wrong type: a table-level failure
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()

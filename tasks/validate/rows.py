@@ -1,0 +1,255 @@
+"""Row-level validation with a quarantine: bad rows are set aside with the reason, never dropped.
+
+A batch first passes table-level checks (every contract column present, at least one parsable value
+per column). Each value is then coerced to its contract type; values that do not parse, and values
+that break a check (finite, in range, not missing, a known class), mark their row as bad. Bad rows
+go to the quarantine with, per failure, the column, the check and the raw value; the rest goes on
+while bad rows are at most `max_bad_fraction` of the batch. Above that, or on a table-level failure,
+the step stops and the whole batch is quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+from pydantic import BaseModel, ConfigDict
+
+from tasks.data import BadLine
+from tasks.errors import DataValidationError
+from tasks.validate.contract import FeatureSpec, build_schema
+
+RAGGED = "csv_fields"
+
+
+class QuarantineRecords(pa.DataFrameModel):
+    """One row per failure: which input row, which column, which check, which raw value."""
+
+    row: Series[int] = pa.Field(ge=-1)  # -1: a CSV line that could not be split into fields
+    column: Series[str]
+    check: Series[str]
+    value: Series[str] = pa.Field(nullable=True)
+    raw: Series[str]  # the whole input row as JSON, so nothing is lost
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class ValidationOutcome(BaseModel):
+    """What validation did to a batch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    failures: dict[str, int]  # "column: check" -> count
+
+    @property
+    def bad_fraction(self) -> float:
+        return self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+
+    def summary(self) -> str:
+        top = ", ".join(
+            f"{k} ({v})" for k, v in sorted(self.failures.items(), key=lambda kv: -kv[1])[:3]
+        )
+        return f"{self.rows_quarantined} of {self.rows_in} rows ({self.bad_fraction:.1%}) quarantined: {top}"
+
+
+def _raw_json(frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    subset = frame.iloc[rows].astype(object).where(frame.iloc[rows].notna(), None)
+    return [json.dumps(r, default=str) for r in subset.to_dict("records")]
+
+
+def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Coerce each contract column; values that do not parse become NaN and a failure record."""
+    out = pd.DataFrame(index=frame.index)
+    failures: list[dict[str, object]] = []
+
+    def note(column: str, check: str, bad: pd.Series) -> None:
+        for position in np.flatnonzero(bad.to_numpy()):
+            failures.append(
+                {
+                    "row": int(position),
+                    "column": column,
+                    "check": check,
+                    "value": str(frame[column].iloc[position]),
+                }
+            )
+
+    for column in [*spec.numeric, spec.target]:
+        raw = frame[column]
+        values = (
+            pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
+        )
+        note(column, "coerce_dtype('float64')", values.isna() & raw.notna())
+        out[column] = values.astype(float)
+    for column in spec.categorical:
+        raw = frame[column]
+        out[column] = raw.where(raw.isna(), raw.astype(str)).astype(object)
+    if spec.time_column:
+        raw = frame[spec.time_column]
+        times = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        note(spec.time_column, "coerce_dtype('datetime64[ns]')", times.isna() & raw.notna())
+        out[spec.time_column] = times.dt.tz_convert(None).astype("datetime64[ns]")
+    return out, failures
+
+
+def validate_rows(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    source: str,
+    max_bad_fraction: float,
+    min_rows: int = 1,
+    bad_lines: list[BadLine] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, ValidationOutcome]:
+    """(valid rows coerced and in time order, quarantine records, outcome).
+
+    Raises `DataValidationError` (with the whole batch as quarantine records) on a table-level
+    failure or when more than `max_bad_fraction` of the rows are bad.
+    """
+    frame = frame.reset_index(drop=True)
+    bad_lines = bad_lines or []
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            source,
+            [
+                {
+                    "column": c,
+                    "check": "column_in_dataframe",
+                    "failure_case": "<column missing>",
+                    "row": None,
+                }
+                for c in missing
+            ],
+            quarantine=_whole(frame, "column_in_dataframe", f"missing columns {missing}"),
+        )
+    coerced, failures = _coerce(frame, spec)
+    for column in [*spec.numeric, spec.target]:
+        raw = frame[column]
+        if raw.notna().any() and coerced[column].isna().all():
+            raise DataValidationError(
+                source,
+                [
+                    {
+                        "column": column,
+                        "check": "coerce_dtype('float64')",
+                        "failure_case": raw.dropna().iloc[0],
+                        "row": None,
+                    }
+                ],
+                quarantine=_whole(
+                    frame, "coerce_dtype('float64')", f"no value of {column!r} is a number"
+                ),
+                detail=f"no value parses as a number: the whole column has the wrong type ({raw.dtype})",
+            )
+    try:
+        build_schema(spec).validate(coerced, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        for case in exc.failure_cases.to_dict("records"):
+            index = case.get("index")
+            if index is None or pd.isna(index):
+                raise DataValidationError(
+                    source,
+                    [
+                        {
+                            "column": str(case["column"]),
+                            "check": str(case["check"]),
+                            "failure_case": case["failure_case"],
+                            "row": None,
+                        }
+                    ],
+                    quarantine=_whole(frame, str(case["check"]), "table-level failure"),
+                ) from exc
+            failures.append(
+                {
+                    "row": int(index),
+                    "column": str(case["column"]),
+                    "check": str(case["check"]),
+                    "value": str(case["failure_case"]),
+                }
+            )
+    # a value that did not parse is NaN now: its nullability failure is the same fault, said twice
+    parse_failed = {
+        (f["row"], f["column"]) for f in failures if str(f["check"]).startswith("coerce")
+    }
+    failures = [
+        f
+        for f in failures
+        if not (f["check"] == "not_nullable" and (f["row"], f["column"]) in parse_failed)
+    ]
+    bad_rows = np.array(sorted({int(str(f["row"])) for f in failures}), dtype=np.int64)
+    records = pd.DataFrame(failures, columns=["row", "column", "check", "value"])
+    records["raw"] = _raw_json(frame, records["row"].to_numpy()) if len(records) else []
+    if bad_lines:
+        ragged = pd.DataFrame(
+            {
+                "row": -1,
+                "column": "<line>",
+                "check": RAGGED,
+                "value": [f"{b.fields} fields" for b in bad_lines],
+                "raw": [b.line for b in bad_lines],
+            }
+        )
+        records = pd.concat([records, ragged], ignore_index=True)
+    rows_in = len(frame) + len(bad_lines)
+    quarantined = len(bad_rows) + len(bad_lines)
+    counts = records.groupby(["column", "check"]).size() if len(records) else pd.Series(dtype=int)
+    outcome = ValidationOutcome(
+        rows_in=rows_in,
+        rows_valid=len(frame) - len(bad_rows),
+        rows_quarantined=quarantined,
+        failures={f"{key[0]}: {key[1]}": int(v) for key, v in counts.items()},  # type: ignore[index]
+    )
+    if rows_in and (quarantined / rows_in > max_bad_fraction or outcome.rows_valid < min_rows):
+        ordered = records.sort_values("row", kind="stable")
+        first = (
+            ordered.iloc[0].to_dict()
+            if len(ordered)
+            else {"column": "-", "check": "-", "value": "-", "row": None}
+        )
+        reason = (
+            f"{outcome.bad_fraction:.1%} of rows failed validation (limit {max_bad_fraction:.0%})"
+            if quarantined / rows_in > max_bad_fraction
+            else f"only {outcome.rows_valid} valid rows remain (validation.min_rows is {min_rows})"
+        )
+        raise DataValidationError(
+            source,
+            [
+                {
+                    "column": first["column"],
+                    "check": first["check"],
+                    "failure_case": first["value"],
+                    "row": None if first["row"] in (None, -1) else int(first["row"]),
+                }
+            ],
+            quarantine=pd.concat(
+                [records, _whole(frame, "batch_rejected", reason)], ignore_index=True
+            ),
+            detail=reason,
+        )
+    valid = coerced.loc[~coerced.index.isin(bad_rows), spec.columns]
+    valid[spec.target] = valid[spec.target].astype(np.int64)
+    if spec.time_column:
+        valid = valid.sort_values(spec.time_column, kind="stable")
+    return valid.reset_index(drop=True), QuarantineRecords.validate(records), outcome
+
+
+def _whole(frame: pd.DataFrame, check: str, reason: str) -> pd.DataFrame:
+    """Every row of a rejected batch, for the quarantine."""
+    rows = np.arange(len(frame))
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "column": "<batch>",
+            "check": check,
+            "value": reason,
+            "raw": _raw_json(frame, rows),
+        }
+    )
