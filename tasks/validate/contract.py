@@ -108,7 +108,9 @@ def build_schema(spec: FeatureSpec) -> pa.DataFrameSchema:
             low, high = spec.ranges[name]
             checks.append(pa.Check.in_range(low, high, error=f"in_range({low:.6g}, {high:.6g})"))
         columns[name] = pa.Column(float, nullable=nullable.get(name, True), checks=checks)
-    for name in spec.categorical:
-        columns[name] = pa.Column(str, nullable=nullable.get(name, True))
+    for (
+        name
+    ) in spec.categorical:  # text already (coerced before); a dtype check would map per value
+        columns[name] = pa.Column(nullable=nullable.get(name, True))
     columns[spec.target] = pa.Column(float, nullable=False, checks=pa.Check.isin(spec.classes))
     return pa.DataFrameSchema(columns, strict="filter", ordered=False)

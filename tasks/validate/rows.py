@@ -93,7 +93,10 @@ def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[
         out[column] = raw.where(raw.isna(), raw.astype(str)).astype(object)
     if spec.time_column:
         raw = frame[spec.time_column]
-        times = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        times = pd.to_datetime(raw, errors="coerce", utc=True)  # one inferred format: fast
+        retry = times.isna() & raw.notna()
+        if retry.any():  # then each leftover value on its own format
+            times[retry] = pd.to_datetime(raw[retry], errors="coerce", utc=True, format="mixed")
         note(spec.time_column, "coerce_dtype('datetime64[ns]')", times.isna() & raw.notna())
         out[spec.time_column] = times.dt.tz_convert(None).astype("datetime64[ns]")
     return out, failures
