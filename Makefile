@@ -30,8 +30,8 @@ lint: $(STAMP)  ## ruff check + ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)  ## mypy on flows/, tasks/, blocks/
-	$(BIN)/mypy flows tasks blocks
+typecheck: $(STAMP)  ## mypy on flows/, tasks/, blocks/, webhooks/
+	$(BIN)/mypy flows tasks blocks webhooks
 
 unit: $(STAMP)  ## unit tests only (no Prefect)
 	$(BIN)/python -m pytest tests/unit -q

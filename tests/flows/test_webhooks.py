@@ -1,0 +1,98 @@
+"""The webhook receiver in-process (FastAPI TestClient), emitting real events to the test server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from prefect.client.orchestration import get_client
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+from webhooks.receiver import ReceiverSettings, create_app
+
+SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes long!!").decode()
+
+
+@pytest.fixture
+def landing(tmp_path):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def client(landing):
+    settings = ReceiverSettings(secret=SecretStr(SECRET), allowed_roots=[str(landing)])
+    return TestClient(create_app(settings))
+
+
+def signed(body: bytes, *, when: datetime | None = None, message_id: str | None = None, secret: str = SECRET):
+    message_id = message_id or f"msg_{uuid.uuid4().hex}"
+    when = when or datetime.now(UTC)
+    signature = Webhook(secret).sign(message_id, when, body.decode())
+    return {"webhook-id": message_id, "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": signature, "content-type": "application/json"}
+
+
+def arrival(path, dataset="wh-test") -> bytes:
+    return json.dumps({"dataset": dataset, "path": str(path)}).encode()
+
+
+def test_a_signed_arrival_becomes_a_prefect_event(client, landing):
+    body = arrival(landing / "b1.csv")
+    response = client.post("/hooks/data", content=body, headers=signed(body))
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+    with get_client(sync_client=True) as prefect:
+        deadline = time.monotonic() + 30
+        found = []
+        while time.monotonic() < deadline and not found:
+            found = prefect.request(
+                "POST", "/events/filter",
+                json={"filter": {"event": {"name": ["ct.data.arrived"]},
+                                 "resource": {"id": ["ct.dataset.wh-test"]}}, "limit": 50},
+            ).json()["events"]
+            found = [e for e in found if e["id"] == event_id]
+            time.sleep(0.5)
+    assert found and found[0]["payload"]["path"] == str(landing / "b1.csv")
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "detail"),
+    [
+        (lambda b, h: (b, {**h, "webhook-signature": "v1,AAAA"}), 401, "signature"),
+        (lambda b, h: (b, signed(b, secret="whsec_" + base64.b64encode(b"x" * 32).decode())), 401, "signature"),
+        (lambda b, h: (b, signed(b, when=datetime.now(UTC) - timedelta(minutes=6))), 401, "signature"),
+        (lambda b, h: (b, {k: v for k, v in h.items() if k != "webhook-id"}), 401, "signature"),
+        (lambda b, h: (b"x" * (1024 * 1024 + 1), h), 413, "body over"),
+        (lambda b, h: (b"{not json", signed(b"{not json")), 400, "not valid JSON"),
+        (lambda b, h: (b'{"dataset": "x"}', signed(b'{"dataset": "x"}')), 422, "unexpected body"),
+        (lambda b, h: ((o := arrival("/etc/passwd")), signed(o)), 422, "outside the allowed roots"),
+        (lambda b, h: ((o := arrival("../../x.csv")), signed(o)), 422, "outside the allowed roots"),
+    ],
+)
+def test_bad_requests_are_refused_and_emit_nothing(client, landing, make, status, detail):
+    body = arrival(landing / "ok.csv")
+    content, headers = make(body, signed(body))
+    response = client.post("/hooks/data", content=content, headers=headers)
+    assert response.status_code == status and detail in response.json()["detail"]
+    assert "event_id" not in response.json()
+
+
+def test_a_replayed_webhook_is_refused(client, landing):
+    body = arrival(landing / "b2.csv")
+    headers = signed(body)
+    assert client.post("/hooks/data", content=body, headers=headers).status_code == 202
+    again = client.post("/hooks/data", content=body, headers=headers)
+    assert again.status_code == 401 and "replayed" in again.json()["detail"]
+
+
+def test_unknown_source_and_health(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.post("/hooks/nope", content=b"{}").status_code == 404

@@ -1,0 +1,1 @@
+"""Inbound webhooks: verified HTTP callbacks become Prefect events."""
