@@ -58,7 +58,7 @@ class ReceiverSettings(BaseModel):
         if not secret and block:
             from prefect.blocks.system import Secret
 
-            secret = str(Secret.load(block, _sync=True).get())  # type: ignore[union-attr]
+            secret = str(Secret.load(block, _sync=True).get())  # type: ignore[union-attr,call-arg]
         if not secret:
             raise SystemExit(
                 "no webhook secret: set CT_WEBHOOK_SECRET (whsec_<base64>) or CT_WEBHOOK_SECRET_BLOCK"
