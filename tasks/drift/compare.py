@@ -318,19 +318,23 @@ def compute_drift(
         for p, m in zip(pending, missing_adj, strict=True)
     ]
     for column in missing_columns:
+        role = profile.roles[column]
+        feature = role == "feature"  # a label or prediction column may simply not be there yet
         columns.append(
             ColumnDrift(
                 column=column,
                 kind=profile.kinds[column],
-                role=profile.roles[column],
+                role=role,
                 test="column-missing",
                 statistic=None,
                 p_value=None,
                 p_adjusted=None,
                 effect=None,
                 effect_name="-",
-                drifted=True,
-                reason=f"{column}: in the reference but missing from the current data.",
+                drifted=feature,
+                reason=f"{column}: in the reference but missing from the current data."
+                if feature
+                else f"{column}: the {role} is not in this batch; not tested.",
             )
         )
     new = [c for c in seen if c not in profile.kinds]

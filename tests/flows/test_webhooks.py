@@ -32,12 +32,22 @@ def client(landing):
     return TestClient(create_app(settings))
 
 
-def signed(body: bytes, *, when: datetime | None = None, message_id: str | None = None, secret: str = SECRET):
+def signed(
+    body: bytes,
+    *,
+    when: datetime | None = None,
+    message_id: str | None = None,
+    secret: str = SECRET,
+):
     message_id = message_id or f"msg_{uuid.uuid4().hex}"
     when = when or datetime.now(UTC)
     signature = Webhook(secret).sign(message_id, when, body.decode())
-    return {"webhook-id": message_id, "webhook-timestamp": str(int(when.timestamp())),
-            "webhook-signature": signature, "content-type": "application/json"}
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
 
 
 def arrival(path, dataset="wh-test") -> bytes:
@@ -54,9 +64,15 @@ def test_a_signed_arrival_becomes_a_prefect_event(client, landing):
         found = []
         while time.monotonic() < deadline and not found:
             found = prefect.request(
-                "POST", "/events/filter",
-                json={"filter": {"event": {"name": ["ct.data.arrived"]},
-                                 "resource": {"id": ["ct.dataset.wh-test"]}}, "limit": 50},
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["ct.data.arrived"]},
+                        "resource": {"id": ["ct.dataset.wh-test"]},
+                    },
+                    "limit": 50,
+                },
             ).json()["events"]
             found = [e for e in found if e["id"] == event_id]
             time.sleep(0.5)
@@ -67,8 +83,16 @@ def test_a_signed_arrival_becomes_a_prefect_event(client, landing):
     ("make", "status", "detail"),
     [
         (lambda b, h: (b, {**h, "webhook-signature": "v1,AAAA"}), 401, "signature"),
-        (lambda b, h: (b, signed(b, secret="whsec_" + base64.b64encode(b"x" * 32).decode())), 401, "signature"),
-        (lambda b, h: (b, signed(b, when=datetime.now(UTC) - timedelta(minutes=6))), 401, "signature"),
+        (
+            lambda b, h: (b, signed(b, secret="whsec_" + base64.b64encode(b"x" * 32).decode())),
+            401,
+            "signature",
+        ),
+        (
+            lambda b, h: (b, signed(b, when=datetime.now(UTC) - timedelta(minutes=6))),
+            401,
+            "signature",
+        ),
         (lambda b, h: (b, {k: v for k, v in h.items() if k != "webhook-id"}), 401, "signature"),
         (lambda b, h: (b"x" * (1024 * 1024 + 1), h), 413, "body over"),
         (lambda b, h: (b"{not json", signed(b"{not json")), 400, "not valid JSON"),

@@ -1,0 +1,109 @@
+"""Watching production: drift of the inputs, and the champion's performance once labels arrive.
+
+Deployed as `ct-monitor` (a cron schedule in prefect.yaml). It scores a production batch against the
+champion: drift of the features against the champion's reference profile (and of the labels, when
+the batch has them) emits `ct.drift.detected`, which `ct-on-drift` reacts to; when labels are
+present, a one-sided test against the level recorded at promotion emits `ct.performance.degraded`.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from tasks.config import CTConfig
+from tasks.data import ReadLimits, read_batch
+from tasks.drift import DriftReport, ReferenceProfile, compute_drift, drift_table
+from tasks.errors import CTError
+from tasks.gate import get_metric
+from tasks.performance import Degradation, degradation_test
+from tasks.release import announce, open_registry
+from tasks.train import encode_labels, gate_predictions
+from tasks.validate import FeatureSpec
+from tasks.validate.rows import validate_rows
+
+
+class MonitorResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    champion_version: int
+    rows: int
+    drift: DriftReport
+    performance: Degradation | None
+
+
+@flow(name="monitor")
+def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
+    """Score one production batch (features, and the target when labels have arrived)."""
+    config = config or CTConfig()
+    logger = get_run_logger()
+    name = config.dataset.name
+    registry = open_registry(config)
+    champion = registry.champion(name)
+    if champion is None:
+        raise CTError(f"{name}: no champion to monitor yet; run a CT step first")
+    spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
+    profile = ReferenceProfile.model_validate(registry.load_profile(champion))
+    frame, batch, _ = read_batch(
+        data,
+        ReadLimits(
+            max_rows=config.validation.max_rows,
+            max_bytes=config.validation.max_bytes,
+            allowed_roots=config.validation.allowed_roots,
+        ),
+    )
+    labelled = spec.target in frame.columns and frame[spec.target].notna().any()
+    columns = [*spec.features, *([spec.target] if labelled else [])]
+    drift = compute_drift(profile, frame[[c for c in columns if c in frame.columns]], config.drift)
+    logger.info("%s: %d/%d features drifted", data, drift.n_drifted, drift.n_columns)
+    if drift.drifted:
+        announce(
+            "ct.drift.detected",
+            name,
+            {
+                "source": data,
+                "batch_id": batch.batch_id,
+                "champion_version": champion.version,
+                "columns": drift.drifted_columns,
+                "share_drifted": drift.share_drifted,
+                "report": drift_table(drift),
+            },
+        )
+    performance = None
+    if labelled:
+        valid, _, _ = validate_rows(
+            frame.dropna(subset=[spec.target]), spec, source=data, max_bad_fraction=1.0
+        )
+        decision = champion.metadata.get("decision") or {}
+        metric = decision.get("metric", "accuracy")
+        recorded = decision.get("candidate_metric")
+        if recorded is not None:
+            probabilities = get_metric(metric).needs == "probabilities"
+            performance = degradation_test(
+                encode_labels(valid[spec.target].to_numpy(), spec.classes),
+                gate_predictions(
+                    registry.load_model_of(champion), valid, spec, probabilities=probabilities
+                ),
+                metric=metric,
+                recorded=float(recorded),
+                alpha=config.gate.alpha,
+            )
+            logger.info(performance.reason)
+            if performance.degraded:
+                announce(
+                    "ct.performance.degraded",
+                    name,
+                    {
+                        "source": data,
+                        "champion_version": champion.version,
+                        **performance.model_dump(),
+                    },
+                )
+    return MonitorResult(
+        source=data,
+        champion_version=champion.version,
+        rows=len(frame),
+        drift=drift,
+        performance=performance,
+    )
