@@ -22,8 +22,8 @@ the gate's 2,000 (`--resamples`, 200 by default); its p-value (1 + #{effect* <= 
 valid for any B. The AUC effect under the bootstrap weights is computed by `PairedAuc`, which gives
 the same numbers as `tasks.gate.metrics.weighted_auc` (checked in every batch) in less time.
 
-Usage: `.venv/bin/python benchmarks/gate_quality.py` (6-8 minutes on 2 cores; `--quick` for a
-200-trial smoke test, `--trials N`, `--jobs N`, `--seed N`).
+Usage: `.venv/bin/python benchmarks/gate_quality.py` (about 9 CPU-minutes: 5 minutes on 2 idle
+cores). Options: `--quick` (200 trials, a smoke test), `--trials N`, `--jobs N`, `--seed N`.
 """
 
 from __future__ import annotations

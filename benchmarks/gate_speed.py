@@ -6,8 +6,9 @@ paired bootstrap resamples of the ROC AUC difference (target < 10 s), with the g
 `weighted_auc`. Each test is timed on the arrays the gate hands it (correct/incorrect for McNemar,
 the per-row log-loss improvement for the others); its baseline is one plain numpy pass over the same
 arrays, timed in the same run: the mean of the per-row difference, or one `np.argsort` of the scores
-(or of |d| for the rank test). Seconds are the median of a few repetitions after a warm-up call.
-A second table times `compare()` end to end (metric rows, checks, test, decision) for the same tests.
+(or of |d| for the rank test). Seconds are the median of 3-7 repetitions, after an untimed warm-up
+call for the operations on 1,000,000 rows. A second table times `compare()` end to end (metric
+rows, input checks, the test, the decision) for the same tests.
 
 Usage: `.venv/bin/python benchmarks/gate_speed.py` (about 3 minutes).
 """

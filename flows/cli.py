@@ -195,6 +195,7 @@ class HideExpectedTracebacks(logging.Filter):
 def _quiet_expected_errors() -> None:
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(HideExpectedTracebacks())
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO is internals
 
 
 # ---------------------------------------------------------------- Prefect backend

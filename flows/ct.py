@@ -8,6 +8,7 @@ built-in demo stream (see `python flows/ct.py --help`).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -76,9 +77,42 @@ def read_champion(registry: ModelRegistry, name: str) -> tuple[ModelVersion, Any
     return champion, registry.load_model_of(champion)
 
 
+def model_lock_name(name: str) -> str:
+    return f"ct-model-{name}"
+
+
+def ensure_model_lock(name: str) -> None:
+    """A global concurrency limit of 1 per model, created on first use (a lost creation race is
+    fine: the other run created it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(model_lock_name(name))
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=model_lock_name(name), limit=1)
+                )
+
+
 @flow(name="continuous-training")
 def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:  # noqa: B008
-    """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion."""
+    """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion.
+
+    Two steps for the same model never run at once, whichever deployment started them: each holds
+    the global concurrency slot `ct-model-<name>` (limit 1) for its whole duration.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    ensure_model_lock(config.dataset.name)
+    with concurrency(model_lock_name(config.dataset.name), occupy=1, strict=True):
+        return _step(data, config)
+
+
+def _step(data: str, config: CTConfig) -> StepResult:
     logger = get_run_logger()
     name = config.dataset.name
     registry = open_registry(config)

@@ -18,6 +18,7 @@ from tasks.errors import CTError
 from tasks.gate import get_metric
 from tasks.performance import Degradation, degradation_test
 from tasks.release import announce, open_registry
+from tasks.report import StepResult
 from tasks.train import encode_labels, gate_predictions
 from tasks.validate import FeatureSpec
 from tasks.validate.rows import validate_rows
@@ -107,3 +108,23 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
         drift=drift,
         performance=performance,
     )
+
+
+@flow(name="on-drift")
+def on_drift(
+    dataset: str, source: str, labelled: bool = False, config: CTConfig | None = None
+) -> StepResult | None:
+    """Production drift was seen: retrain on that batch if it has labels; otherwise wait for them.
+
+    Deployed as `ct-on-drift`, triggered by the monitor's `ct.drift.detected` (not the CT step's own).
+    """
+    from flows.ct import continuous_training
+
+    config = config or CTConfig()
+    config = config.model_copy(
+        update={"dataset": config.dataset.model_copy(update={"name": dataset})}
+    )
+    if not labelled:
+        get_run_logger().info("Drift on unlabelled data (%s): retraining waits for labels", source)
+        return None
+    return continuous_training(source, config)

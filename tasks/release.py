@@ -37,13 +37,19 @@ def decision_summary(decision: GateDecision) -> dict[str, Any]:
     }
 
 
-def model_resource(name: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"ct.model.{name}", "prefect.resource.name": name}
+def model_resource(name: str, origin: str = "ct-step") -> dict[str, str]:
+    """The event resource; `ct.origin` tells a CT step's events from the monitor's, so a trigger
+    can react to production drift without re-triggering on the drift a CT step reports."""
+    return {
+        "prefect.resource.id": f"ct.model.{name}",
+        "prefect.resource.name": name,
+        "ct.origin": origin,
+    }
 
 
 # ---------------------------------------------------------------- Prefect tasks
 @task(name="announce", cache_policy=NO_CACHE)
-def announce(event: str, name: str, payload: dict[str, Any]) -> str | None:
+def announce(event: str, name: str, payload: dict[str, Any], origin: str = "ct-step") -> str | None:
     """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth)."""
     emitted = emit_event(
         event=event, resource=model_resource(name), payload={"name": name, **payload}

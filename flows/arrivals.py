@@ -1,0 +1,111 @@
+"""New data arrived: one CT step over every batch that arrived, however many events announced it.
+
+Deployed as `ct-on-new-data`, triggered by `ct.data.arrived` (the webhook receiver emits it). A burst
+of arrivals must give one CT step over all of them, not one per event, and lose nothing. So the run
+reads the pending arrivals of its dataset from Prefect's event log (those not yet marked done under
+`<state_dir>/arrivals/<dataset>/done/`), waits until none has come for `settle_seconds`, joins their
+files into one batch, runs one CT step on it, marks those events done, and looks again. The
+deployment's concurrency limit (1, ENQUEUE) runs one of these at a time; the runs queued by the
+other events of a burst find nothing pending and end at once.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+
+from flows.ct import continuous_training
+from tasks.config import CTConfig
+from tasks.data import ReadLimits, read_batch
+from tasks.errors import CTError
+from tasks.report import StepResult
+
+LOOKBACK = timedelta(days=7)
+
+
+def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
+    """`ct.data.arrived` events for the dataset in the last week that are not marked done, oldest first."""
+    since = (datetime.now(UTC) - LOOKBACK).isoformat()
+    events: list[dict[str, Any]] = []
+    with get_client(sync_client=True) as client:
+        page = client.request(
+            "POST",
+            "/events/filter",
+            json={
+                "filter": {
+                    "event": {"name": ["ct.data.arrived"]},
+                    "resource": {"id": [f"ct.dataset.{dataset}"]},
+                    "occurred": {"since": since},
+                    "order": "ASC",
+                },
+                "limit": 50,  # the server's maximum page
+            },
+        ).json()
+        events += page.get("events", [])
+        while page.get("next_page"):
+            page = client._client.get(page["next_page"]).json()
+            events += page.get("events", [])
+    return [e for e in events if not (done_dir / e["id"]).exists()]
+
+
+def mark_done(events: list[dict[str, Any]], done_dir: Path, outcome: str) -> None:
+    done_dir.mkdir(parents=True, exist_ok=True)
+    for event in events:
+        (done_dir / event["id"]).write_text(outcome)
+
+
+@flow(name="process-arrivals")
+def process_arrivals(
+    dataset: str, settle_seconds: float = 10.0, config: CTConfig | None = None
+) -> list[StepResult]:
+    """Run one CT step per settled burst of arrivals for `dataset`, until none is pending."""
+    logger = get_run_logger()
+    config = (config or CTConfig()).model_copy(
+        update={"dataset": (config or CTConfig()).dataset.model_copy(update={"name": dataset})}
+    )
+    folder = Path(config.state_dir) / "arrivals" / dataset
+    done_dir = folder / "done"
+    results: list[StepResult] = []
+    while True:
+        pending = pending_arrivals(dataset, done_dir)
+        if not pending:
+            logger.info("No pending arrivals for %s", dataset)
+            return results
+        while True:  # settle: wait until the burst is over
+            newest = max(datetime.fromisoformat(e["occurred"]) for e in pending)
+            quiet = (datetime.now(UTC) - newest).total_seconds()
+            if quiet >= settle_seconds:
+                break
+            time.sleep(min(settle_seconds - quiet + 0.1, settle_seconds))
+            pending = pending_arrivals(dataset, done_dir)
+        paths = list(dict.fromkeys(e["payload"]["path"] for e in pending))
+        logger.info("%d arrivals for %s: %d files", len(pending), dataset, len(paths))
+        limits = ReadLimits(
+            max_rows=config.validation.max_rows,
+            max_bytes=config.validation.max_bytes,
+            allowed_roots=config.validation.allowed_roots,
+            encoding=config.validation.encoding,
+            delimiter=config.validation.delimiter,
+        )
+        frames = []
+        for path in paths:
+            try:
+                frames.append(read_batch(path, limits)[0])
+            except CTError as exc:
+                logger.error("Skipping %s: %s", path, exc)
+        if not frames:
+            mark_done(pending, done_dir, "unreadable")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        combined = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{len(paths)}-files.parquet"
+        pd.concat(frames, ignore_index=True).to_parquet(combined, index=False)
+        state = continuous_training(str(combined), config, return_state=True)
+        mark_done(pending, done_dir, "ok" if state.is_completed() else f"failed: {state.message}")
+        if state.is_completed():
+            results.append(state.result())

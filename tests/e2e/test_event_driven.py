@@ -1,0 +1,246 @@
+"""Event-driven ct for real: server, work pool, `prefect deploy --all`, a worker and the webhook
+receiver, all started here on 127.0.0.1 and stopped by PID at the end (issue 8).
+
+A burst of signed webhooks for three new batches must give exactly one CT step over all three
+files; the first champion is registered and promoted, and `ct-deliver` puts it into service.
+Forged, replayed, oversized and out-of-root requests must start nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tasks.demo import demo_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = [sys.executable, "-m", "prefect"]
+SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (httpx.HTTPError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (a worker wants a second one), then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("e2e")
+    api_port, hook_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}/api"
+    landing = root / "landing"
+    landing.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env = base | {
+        "PREFECT_HOME": str(root / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
+        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+        "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    }
+    client_env = env | {
+        "PREFECT_API_URL": api,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "CT_HOME": str(ROOT),
+        "CT_STATE_DIR": str(root / "state"),
+        "CT_SERVING_DIR": str(root / "serving"),
+    }
+    logs = root / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        name: str, command: list[str], environment: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        with open(logs / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        procs.append(proc)
+        return proc
+
+    try:
+        start(
+            "server",
+            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
+            env,
+        )
+        wait_for(
+            lambda: httpx.get(f"{api}/health", timeout=1).status_code == 200,
+            120,
+            "the Prefect server",
+        )
+        subprocess.run(
+            [*PREFECT, "work-pool", "create", "ct-process", "--type", "process"],
+            cwd=ROOT,
+            env=client_env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [*PREFECT, "--no-prompt", "deploy", "--all"],
+            cwd=ROOT,
+            env=client_env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        start("worker", [*PREFECT, "worker", "start", "--pool", "ct-process"], client_env)
+        start(
+            "receiver",
+            [sys.executable, "-m", "webhooks.receiver"],
+            client_env
+            | {
+                "CT_WEBHOOK_SECRET": SECRET,
+                "CT_WEBHOOK_ALLOWED_ROOTS": str(landing),
+                "CT_WEBHOOK_PORT": str(hook_port),
+            },
+        )
+        hooks = f"http://127.0.0.1:{hook_port}"
+        wait_for(
+            lambda: httpx.get(f"{hooks}/health", timeout=1).status_code == 200, 60, "the receiver"
+        )
+        yield {"api": api, "hooks": hooks, "landing": landing, "root": root, "logs": logs}
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def signed_post(
+    hooks: str,
+    body: bytes,
+    *,
+    message_id: str | None = None,
+    secret: str = SECRET,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    message_id = message_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    sent = {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, now, body.decode(errors="replace")),
+        "content-type": "application/json",
+    } | (headers or {})
+    return httpx.post(f"{hooks}/hooks/data", content=body, headers=sent, timeout=10)
+
+
+def flow_runs(api: str) -> list[dict[str, Any]]:
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10).json()
+    flows = {
+        f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()
+    }
+    # leave out the daily schedule's future runs; keep runs queued behind the concurrency limit
+    return [r | {"flow": flows.get(r["flow_id"])} for r in runs if r["state_name"] != "Scheduled"]
+
+
+def test_a_burst_of_webhooks_gives_one_ct_step_then_delivery(stack):
+    api, hooks, landing = stack["api"], stack["hooks"], stack["landing"]
+    paths = []
+    for batch in (1, 2, 3):
+        path = landing / f"batch-{batch}.csv"
+        demo_batch(batch, rows=400).to_csv(path, index=False)
+        paths.append(path)
+    for path in paths:
+        body = json.dumps({"dataset": "demo", "path": str(path)}).encode()
+        response = signed_post(hooks, body)
+        assert response.status_code == 202 and response.json()["event_id"], response.text
+
+    def settled() -> bool:
+        runs = flow_runs(api)
+        delivered = any(r["flow"] == "deliver" and r["state_type"] == "COMPLETED" for r in runs)
+        arrivals = [r for r in runs if r["flow"] == "process-arrivals"]
+        return (
+            delivered
+            and len(arrivals) == 3
+            and all(r["state_type"] == "COMPLETED" for r in arrivals)
+        )
+
+    wait_for(settled, 300, "the arrivals runs and ct-deliver to complete", every=2)
+    runs = flow_runs(api)
+    steps = [r for r in runs if r["flow"] == "continuous-training"]
+    assert len(steps) == 1 and steps[0]["state_type"] == "COMPLETED", [
+        (r["flow"], r["state_name"]) for r in runs
+    ]
+    arrivals = [r for r in runs if r["flow"] == "process-arrivals"]
+    assert len(arrivals) == 3 and all(r["state_type"] == "COMPLETED" for r in arrivals)
+    combined = Path(steps[0]["parameters"]["data"])
+    assert len(pd.read_parquet(combined)) == 1200  # all three files, one CT step
+    state = stack["root"] / "state" / "registry" / "demo"
+    assert sorted(p.name for p in (state / "versions").iterdir()) == ["000001"]
+    serving = stack["root"] / "serving" / "demo"
+    assert os.readlink(serving / "current") == "v1"
+    manifest = json.loads((serving / "current" / "manifest.json").read_text())
+    assert manifest["version"] == 1 and manifest["decision"]["promote"] is True
+
+
+def test_forged_replayed_oversized_and_out_of_root_requests_start_nothing(stack):
+    api, hooks, landing = stack["api"], stack["hooks"], stack["landing"]
+    before = {r["id"] for r in flow_runs(api)}
+    good = json.dumps({"dataset": "demo", "path": str(landing / "batch-1.csv")}).encode()
+    forged = signed_post(hooks, good, secret="whsec_" + base64.b64encode(b"f" * 32).decode())
+    first = signed_post(
+        hooks,
+        json.dumps({"dataset": "other", "path": str(landing / "x.csv")}).encode(),
+        message_id="msg_replay",
+    )
+    assert first.status_code == 202  # the original delivery of the id is fine ...
+    replayed = signed_post(hooks, good, message_id="msg_replay")
+    oversized = signed_post(hooks, b'{"dataset": "demo", "path": "' + b"a" * (1024 * 1024) + b'"}')
+    outside = signed_post(hooks, json.dumps({"dataset": "demo", "path": "/etc/passwd"}).encode())
+    assert [r.status_code for r in (forged, replayed, oversized, outside)] == [401, 401, 413, 422]
+    time.sleep(15)  # longer than the event -> flow run latency seen here (6-10 s)
+    new = [r for r in flow_runs(api) if r["id"] not in before]
+    # ... and starts one arrivals run for dataset "other", which finds its file missing and ends
+    assert all(r["parameters"].get("dataset") == "other" for r in new), new
