@@ -217,6 +217,11 @@ def compare(
     y = np.asarray(y_true)
     base, cand = np.asarray(champion_pred), np.asarray(candidate_pred)
     _check_lengths(y, base, cand)
+    for guard in guards:
+        if guard.rows is not None and len(guard.rows) != len(y):
+            raise GateInputError(
+                f"guard {guard.label!r} has {len(guard.rows)} rows but y_true has {len(y)}"
+            )
     ordered = order is not None
     if ordered:
         assert order is not None
@@ -224,6 +229,10 @@ def compare(
             raise GateInputError(f"order has {len(order)} rows but y_true has {len(y)}")
         sort = np.argsort(np.asarray(order), kind="stable")
         y, base, cand = y[sort], base[sort], cand[sort]
+        guards = [
+            g if g.rows is None else g.model_copy(update={"rows": np.asarray(g.rows)[sort]})
+            for g in guards
+        ]
     chosen = choose_test(m, ordered=ordered) if test == "auto" else test
     if chosen not in MIN_ROWS:
         raise GateInputError(f"unknown test {test!r}; use 'auto' or one of {sorted(MIN_ROWS)}")

@@ -11,13 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,133 +24,21 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tasks.demo import demo_batch
+from webhooks.devstack import LocalStack, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT = [sys.executable, "-m", "prefect"]
 SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (a worker wants a second one), then SIGKILL what is left."""
-    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("e2e")
-    api_port, hook_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{api_port}/api"
-    landing = root / "landing"
-    landing.mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env = base | {
-        "PREFECT_HOME": str(root / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
-        "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-        "PREFECT_LOGGING_TO_API_ENABLED": "false",
-    }
-    client_env = env | {
-        "PREFECT_API_URL": api,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "CT_HOME": str(ROOT),
-        "CT_STATE_DIR": str(root / "state"),
-        "CT_SERVING_DIR": str(root / "serving"),
-    }
-    logs = root / "logs"
-    logs.mkdir()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(
-        name: str, command: list[str], environment: dict[str, str]
-    ) -> subprocess.Popen[bytes]:
-        with open(logs / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        procs.append(proc)
-        return proc
-
-    try:
-        start(
-            "server",
-            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
-            env,
-        )
-        wait_for(
-            lambda: httpx.get(f"{api}/health", timeout=1).status_code == 200,
-            120,
-            "the Prefect server",
-        )
-        subprocess.run(
-            [*PREFECT, "work-pool", "create", "ct-process", "--type", "process"],
-            cwd=ROOT,
-            env=client_env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        subprocess.run(
-            [*PREFECT, "--no-prompt", "deploy", "--all"],
-            cwd=ROOT,
-            env=client_env,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        start("worker", [*PREFECT, "worker", "start", "--pool", "ct-process"], client_env)
-        start(
-            "receiver",
-            [sys.executable, "-m", "webhooks.receiver"],
-            client_env
-            | {
-                "CT_WEBHOOK_SECRET": SECRET,
-                "CT_WEBHOOK_ALLOWED_ROOTS": str(landing),
-                "CT_WEBHOOK_PORT": str(hook_port),
-            },
-        )
-        hooks = f"http://127.0.0.1:{hook_port}"
-        wait_for(
-            lambda: httpx.get(f"{hooks}/health", timeout=1).status_code == 200, 60, "the receiver"
-        )
-        yield {"api": api, "hooks": hooks, "landing": landing, "root": root, "logs": logs}
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+    with LocalStack(tmp_path_factory.mktemp("e2e"), secret=SECRET) as running:
+        yield {
+            "api": running.api,
+            "hooks": running.hooks,
+            "landing": running.landing,
+            "root": running.folder,
+            "logs": running.logs,
+        }
 
 
 def signed_post(

@@ -15,6 +15,7 @@ from tasks.gate.delong import delong_paired
 from tasks.gate.metrics import as_labels, weighted_auc, weighted_f1
 from tasks.gate.paired_tests import (
     diebold_mariano,
+    dm_lags,
     long_run_variance,
     mcnemar,
     newey_west_lags,
@@ -78,14 +79,27 @@ def test_diebold_mariano_hac_variance_equals_statsmodels(rho):
     for i in range(1, n):
         d[i] = rho * d[i - 1] + e[i]
     d += 0.05
-    lags = newey_west_lags(n)
+    lags = dm_lags(d)
+    assert lags >= newey_west_lags(n)
     ols = sm.OLS(d, np.ones(n)).fit(
         cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False}
     )
     assert long_run_variance(d, lags) / n == pytest.approx(ols.bse[0] ** 2, rel=1e-10)
     result = diebold_mariano(d, alpha=0.05)
     assert result.statistic == pytest.approx(ols.tvalues[0], rel=1e-10)
-    assert result.p_value == pytest.approx(stats.norm.sf(ols.tvalues[0]), rel=1e-10)
+    # Harvey, Leybourne & Newbold (1997): scaled statistic against Student's t, n - 1 df
+    hln = ols.tvalues[0] * np.sqrt((n - 1) / n)
+    assert result.p_value == pytest.approx(stats.t.sf(hln, n - 1), rel=1e-10)
+
+
+def test_andrews_bandwidth_grows_with_autocorrelation():
+    rng = np.random.default_rng(4)
+    white = rng.normal(size=1000)
+    ar = np.empty(1000)
+    ar[0] = white[0]
+    for i in range(1, 1000):
+        ar[i] = 0.7 * ar[i - 1] + white[i]
+    assert dm_lags(ar) > dm_lags(white) == newey_west_lags(1000)
 
 
 def _delong_brute_force(y, a, b):
@@ -255,6 +269,32 @@ def test_what_the_gate_cannot_judge_is_rejected_never_promoted(kwargs, reason):
     cand = np.where(y == 1, 0.99, 0.01)  # a perfect candidate: still not promoted
     decision = compare(y, base, cand, **kwargs)
     assert not decision.promote and reason in decision.reasons[0]
+
+
+def test_guard_rows_follow_the_time_order():  # found by benchmarks/gate_quality.py's author
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 2000)
+    champion = np.where(rng.random(2000) < 0.8, y, 1 - y)
+    candidate = np.where(rng.random(2000) < 0.97, y, 1 - y)
+    west = np.zeros(2000, bool)
+    west[:200] = True
+    candidate[west] = 1 - y[west]
+    guard = [Guard(metric="accuracy", tolerance=0.02, rows=west, name="west")]
+    for order in (None, np.arange(2000)[::-1]):
+        decision = compare(y, champion, candidate, guards=guard, order=order, test="mcnemar-exact")
+        assert not decision.promote and not decision.guards[0].passed
+    with pytest.raises(GateInputError, match="guard 'west' has 3 rows"):
+        compare(
+            y, champion, candidate, guards=[Guard(metric="accuracy", rows=west[:3], name="west")]
+        )
+
+
+def test_identical_predictions_give_p_one_for_every_row_test():
+    y = np.array([0, 1] * 50)
+    p = np.full(100, 0.4)
+    for test in ("paired-t", "wilcoxon", "diebold-mariano"):
+        decision = compare(y, p, p, metric="log_loss", test=test)
+        assert decision.p_value == 1.0 and not decision.promote, test
 
 
 def test_bad_input_raises_a_clear_error():

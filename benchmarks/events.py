@@ -1,0 +1,123 @@
+"""Events: webhook-to-flow-run-start latency, and the receiver's throughput, on 127.0.0.1.
+
+Starts the whole local stack (`webhooks.devstack.LocalStack`: server, deployments, process worker,
+receiver). Latency: 20 signed webhooks, one at a time, each for a batch path that does not exist (the
+`ct-on-new-data` run starts, finds nothing to read and ends); latency is the time from sending the
+webhook to the run's start time as Prefect recorded it. Throughput: 400 signed requests over 4
+connections to the receiver (each verified and emitted as an event), beside 400 requests to its
+`/health` endpoint in the same run (the HTTP floor). Usage: `.venv/bin/python benchmarks/events.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from webhooks.devstack import LocalStack, wait_for
+
+LATENCY_REQUESTS = 20
+THROUGHPUT_REQUESTS = 400
+CONNECTIONS = 4
+
+
+def signed(secret: str, body: bytes) -> dict[str, str]:
+    message_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, now, body.decode()),
+        "content-type": "application/json",
+    }
+
+
+def run_started(api: str, dataset: str) -> float | None:
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10).json()
+    for run in runs:
+        if run["parameters"].get("dataset") == dataset and run["start_time"]:
+            return datetime.fromisoformat(run["start_time"]).timestamp()
+    return None
+
+
+def latency(stack: LocalStack) -> list[float]:
+    out = []
+    for i in range(LATENCY_REQUESTS):
+        dataset = f"bench-{i}"
+        body = json.dumps(
+            {"dataset": dataset, "path": str(stack.landing / f"missing-{i}.csv")}
+        ).encode()
+        sent = time.time()
+        response = httpx.post(
+            f"{stack.hooks}/hooks/data", content=body, headers=signed(stack.secret, body)
+        )
+        assert response.status_code == 202, response.text
+        started = wait_for(
+            lambda d=dataset: run_started(stack.api, d), 120, f"the run for {dataset}", 0.2
+        )
+        out.append(started - sent)
+        print(
+            f"  webhook {i + 1:2d}/{LATENCY_REQUESTS}: run started after {out[-1]:.1f} s",
+            flush=True,
+        )
+        time.sleep(1)
+    return out
+
+
+def throughput(stack: LocalStack, *, signed_requests: bool) -> float:
+    bodies = [
+        json.dumps({"dataset": "tp", "path": str(stack.landing / f"t{i}.csv")}).encode()
+        for i in range(THROUGHPUT_REQUESTS)
+    ]
+    headers = [signed(stack.secret, b) for b in bodies]
+    clients = [httpx.Client(timeout=30) for _ in range(CONNECTIONS)]
+
+    def send(i: int) -> int:
+        client = clients[i % CONNECTIONS]
+        if signed_requests:
+            return client.post(
+                f"{stack.hooks}/hooks/data", content=bodies[i], headers=headers[i]
+            ).status_code
+        return client.get(f"{stack.hooks}/health").status_code
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CONNECTIONS) as pool:
+        codes = list(pool.map(send, range(THROUGHPUT_REQUESTS)))
+    elapsed = time.perf_counter() - start
+    for client in clients:
+        client.close()
+    assert set(codes) == {202 if signed_requests else 200}, set(codes)
+    return THROUGHPUT_REQUESTS / elapsed
+
+
+def main() -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="ct-events-bench-") as tmp,
+        LocalStack(Path(tmp)) as stack,
+    ):
+        print("Latency (webhook sent -> flow run started):")
+        lat = sorted(latency(stack))
+        health = throughput(stack, signed_requests=False)
+        hooks = throughput(stack, signed_requests=True)
+    p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
+    print(f"\n| {'measure':44} | {'value':>10} |")
+    print(f"|{'-' * 46}|{'-' * 12}|")
+    print(
+        f"| {'webhook -> run start, median (20 requests)':44} | {statistics.median(lat):8.1f} s |"
+    )
+    print(f"| {'webhook -> run start, p95':44} | {p95:8.1f} s |")
+    print(f"| {'receiver: signed webhooks, verified + emitted':44} | {hooks:6.0f} /s |")
+    print(f"| {'receiver: GET /health (HTTP floor, same run)':44} | {health:6.0f} /s |")
+    print(f"| {'signed / floor':44} | {hooks / health:9.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The whole event-driven setup on one machine: a Prefect server, the `ct-process` work pool with
+every deployment of prefect.yaml, a process worker and the webhook receiver, all on 127.0.0.1.
+
+`python -m webhooks.devstack [--state-dir DIR]` starts it, prints where everything is and how to send
+a signed webhook, and stops every process it started on Ctrl-C. The end-to-end test and
+`benchmarks/events.py` use the same `LocalStack`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT = [sys.executable, "-m", "prefect"]
+#: Server settings: batched task-run recording avoids SQLite write collisions (see flows/cli.py).
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:
+    """Poll `check` until it returns something true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (httpx.HTTPError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (a worker wants a second one), then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class LocalStack:
+    """Start with `with LocalStack(folder) as stack:`; everything stops when the block ends."""
+
+    def __init__(self, folder: Path, *, deploy: bool = True, secret: str | None = None):
+        self.folder = Path(folder)
+        self.deploy = deploy
+        self.secret = secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.api_port, self.hook_port = free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}/api"
+        self.hooks = f"http://127.0.0.1:{self.hook_port}"
+        self.landing = self.folder / "landing"
+        self.state_dir = self.folder / "state"
+        self.serving_dir = self.folder / "serving"
+        self.logs = self.folder / "logs"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        self.server_env = (
+            base
+            | SERVER_SETTINGS
+            | {
+                "PREFECT_HOME": str(self.folder / "prefect-home"),
+                "PREFECT_LOGGING_TO_API_ENABLED": "false",
+            }
+        )
+        self.client_env = self.server_env | {
+            "PREFECT_API_URL": self.api,
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "CT_HOME": str(ROOT),
+            "CT_STATE_DIR": str(self.state_dir),
+            "CT_SERVING_DIR": str(self.serving_dir),
+        }
+
+    def _start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.logs / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> LocalStack:
+        for folder in (self.landing, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start(
+                "server",
+                [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.api_port)],
+                self.server_env,
+            )
+            wait_for(
+                lambda: httpx.get(f"{self.api}/health", timeout=1).status_code == 200,
+                120,
+                "the server",
+            )
+            if self.deploy:
+                for command in (
+                    [*PREFECT, "work-pool", "create", "ct-process", "--type", "process"],
+                    [*PREFECT, "--no-prompt", "deploy", "--all"],
+                ):
+                    subprocess.run(
+                        command,
+                        cwd=ROOT,
+                        env=self.client_env,
+                        check=True,
+                        capture_output=True,
+                        timeout=300,
+                    )
+                self._start(
+                    "worker", [*PREFECT, "worker", "start", "--pool", "ct-process"], self.client_env
+                )
+            self._start(
+                "receiver",
+                [sys.executable, "-m", "webhooks.receiver"],
+                self.client_env
+                | {
+                    "CT_WEBHOOK_SECRET": self.secret,
+                    "CT_WEBHOOK_ALLOWED_ROOTS": str(self.landing),
+                    "CT_WEBHOOK_PORT": str(self.hook_port),
+                },
+            )
+            wait_for(
+                lambda: httpx.get(f"{self.hooks}/health", timeout=1).status_code == 200,
+                60,
+                "the receiver",
+            )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            stop(proc)
+        self.procs.clear()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m webhooks.devstack", description=__doc__)
+    parser.add_argument(
+        "--folder", default=".ct/devstack", help="where state, logs and the landing folder go"
+    )
+    args = parser.parse_args()
+    with LocalStack(Path(args.folder).resolve()) as stack:
+        print(
+            f"Prefect UI and API: {stack.api.removesuffix('/api')}  (export PREFECT_API_URL={stack.api})"
+        )
+        print(f"Webhook receiver:   {stack.hooks}/hooks/data   secret: {stack.secret}")
+        print(
+            f"Drop batches in:    {stack.landing}    state: {stack.state_dir}    logs: {stack.logs}"
+        )
+        print("Ctrl-C stops everything.")
+        try:
+            while all(p.poll() is None for p in stack.procs):
+                time.sleep(1)
+            print("a process ended; see the logs", file=sys.stderr)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
