@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: run test server lint typecheck unit bench clean help
+.PHONY: run test server stack deploy worker receiver lint typecheck unit bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -25,6 +25,20 @@ server: $(STAMP)  ## a local Prefect server on 127.0.0.1:4200 that every ct comm
 	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE=1000 \
 	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL=1 \
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+stack: $(STAMP)  ## server + deployments + worker + webhook receiver on 127.0.0.1 (Ctrl-C stops all)
+	$(BIN)/python -m webhooks.devstack
+
+deploy: $(STAMP)  ## deploy prefect.yaml to $$PREFECT_API_URL (work pool ct-process)
+	$(BIN)/prefect work-pool create ct-process --type process --overwrite
+	CT_HOME=$(CURDIR) CT_STATE_DIR=$${CT_STATE_DIR:-$(CURDIR)/.ct} \
+	CT_SERVING_DIR=$${CT_SERVING_DIR:-$(CURDIR)/.ct/serving} $(BIN)/prefect --no-prompt deploy --all
+
+worker: $(STAMP)  ## a process worker for the ct-process pool
+	$(BIN)/prefect worker start --pool ct-process
+
+receiver: $(STAMP)  ## the webhook receiver (needs CT_WEBHOOK_SECRET, CT_WEBHOOK_ALLOWED_ROOTS)
+	$(BIN)/python -m webhooks.receiver
 
 lint: $(STAMP)  ## ruff check + ruff format --check
 	$(BIN)/ruff check .
