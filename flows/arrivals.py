@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
 
 from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import ReadLimits, read_batch
 from tasks.errors import CTError
+from tasks.release import find_events
 from tasks.report import StepResult
 
 LOOKBACK = timedelta(days=7)
@@ -32,25 +32,7 @@ LOOKBACK = timedelta(days=7)
 def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
     """`ct.data.arrived` events for the dataset in the last week that are not marked done, oldest first."""
     since = (datetime.now(UTC) - LOOKBACK).isoformat()
-    events: list[dict[str, Any]] = []
-    with get_client(sync_client=True) as client:
-        page = client.request(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": {
-                    "event": {"name": ["ct.data.arrived"]},
-                    "resource": {"id": [f"ct.dataset.{dataset}"]},
-                    "occurred": {"since": since},
-                    "order": "ASC",
-                },
-                "limit": 50,  # the server's maximum page
-            },
-        ).json()
-        events += page.get("events", [])
-        while page.get("next_page"):
-            page = client._client.get(page["next_page"]).json()
-            events += page.get("events", [])
+    events = find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
     return [e for e in events if not (done_dir / e["id"]).exists()]
 
 

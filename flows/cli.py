@@ -25,6 +25,7 @@ from blocks.registry import RegistryError
 from tasks.config import CTConfig
 from tasks.errors import CTError
 from tasks.format import fmt
+from tasks.report import SHOWN_COLUMNS
 
 LOCAL_SERVER = "http://127.0.0.1:4200/api"
 _WIDTH = None if sys.stdout.isatty() else 120  # pipes and CI get a readable, unwrapped table
@@ -286,26 +287,7 @@ def _out_dir(out: str | None) -> Path:
 
 def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
     table = Table(title="Backtest: one CT step per batch", title_justify="left")
-    columns = [
-        "batch",
-        "rows",
-        "champion_version",
-        "metric_champion",
-        "metric_static",
-        "drift",
-        "p_value",
-        "outcome",
-    ]
-    headers = [
-        "batch",
-        "rows",
-        "champion",
-        "champion acc",
-        "first-model acc",
-        "drift",
-        "gate p",
-        "decision",
-    ]
+    columns, headers = list(SHOWN_COLUMNS), list(SHOWN_COLUMNS.values())
     for header in headers:
         table.add_column(header, justify="right" if header not in {"decision"} else "left")
     failures: list[str] = []

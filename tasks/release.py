@@ -47,6 +47,27 @@ def model_resource(name: str, origin: str = "ct-step") -> dict[str, str]:
     }
 
 
+def find_events(name: str, resource_id: str, *, since: str | None = None) -> list[dict[str, Any]]:
+    """Events `name` of one resource from Prefect's event log, oldest first, every page."""
+    from prefect.client.orchestration import get_client
+
+    query: dict[str, Any] = {
+        "event": {"name": [name]},
+        "resource": {"id": [resource_id]},
+        "order": "ASC",
+    }
+    if since is not None:
+        query["occurred"] = {"since": since}
+    events: list[dict[str, Any]] = []
+    with get_client(sync_client=True) as client:
+        page = client.request("POST", "/events/filter", json={"filter": query, "limit": 50}).json()
+        events += page.get("events", [])
+        while page.get("next_page"):  # the server returns at most 50 per page
+            page = client._client.get(page["next_page"]).json()
+            events += page.get("events", [])
+    return events
+
+
 # ---------------------------------------------------------------- Prefect tasks
 @task(name="announce", cache_policy=NO_CACHE)
 def announce(event: str, name: str, payload: dict[str, Any], origin: str = "ct-step") -> str | None:

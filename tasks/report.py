@@ -73,18 +73,22 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
     }
 
 
+#: The backtest columns a person reads first (CLI table, artifact), and their headings.
+SHOWN_COLUMNS = {
+    "batch": "batch",
+    "rows": "rows",
+    "champion_version": "champion",
+    "metric_champion": "champion acc",
+    "metric_static": "first-model acc",
+    "drift": "drift",
+    "p_value": "gate p",
+    "outcome": "decision",
+}
+
+
 def backtest_markdown(table: pd.DataFrame) -> str:
     """The per-batch backtest table as markdown, for the artifact and the README."""
-    shown = [
-        "batch",
-        "rows",
-        "champion_version",
-        "metric_champion",
-        "metric_static",
-        "drift",
-        "p_value",
-        "outcome",
-    ]
+    shown = list(SHOWN_COLUMNS)
     header = "| " + " | ".join(shown) + " |"
     rule = "|" + "---|" * len(shown)
     body = [

@@ -10,6 +10,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.registry import ModelRegistry
 from flows.cli import main
 from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
+from tasks.release import find_events
 
 NAME = "demo-e2e"
 REQUIRED = [
@@ -80,15 +81,7 @@ def test_registry_holds_exactly_the_versions_the_table_reports(demo):
 
 
 def _events(client, name):
-    response = client.request(
-        "POST",
-        "/events/filter",
-        json={
-            "filter": {"event": {"name": [name]}, "resource": {"id": [f"ct.model.{NAME}"]}},
-            "limit": 50,
-        },
-    )
-    return response.json()["events"]
+    return find_events(name, f"ct.model.{NAME}")
 
 
 def test_events_and_artifacts_reach_the_server(demo):

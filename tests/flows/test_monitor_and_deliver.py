@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-from prefect.client.orchestration import get_client
 
 from blocks.registry import ModelRegistry
 from flows.cli import main
@@ -14,6 +13,7 @@ from flows.deliver import deliver
 from flows.monitor import monitor
 from tasks.config import CTConfig, DatasetConfig
 from tasks.demo import demo_batch
+from tasks.release import find_events
 
 NAME = "monitor-e2e"
 
@@ -30,15 +30,7 @@ def trained(tmp_path_factory):
 
 
 def _events(name: str) -> list[dict]:
-    with get_client(sync_client=True) as client:
-        return client.request(
-            "POST",
-            "/events/filter",
-            json={
-                "filter": {"event": {"name": [name]}, "resource": {"id": [f"ct.model.{NAME}"]}},
-                "limit": 50,
-            },
-        ).json()["events"]
+    return find_events(name, f"ct.model.{NAME}")
 
 
 def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained):

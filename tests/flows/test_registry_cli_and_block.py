@@ -3,13 +3,13 @@
 import time
 
 import pytest
-from prefect.client.orchestration import get_client
 
 from blocks.registry import ModelRegistry
 from flows.cli import main
 from flows.ct import continuous_training
 from tasks.config import CTConfig, RegistryConfig
 from tasks.demo import write_demo_stream
+from tasks.release import find_events
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +49,13 @@ def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys
         "manual rollback",
         "manual promotion",
     ]
-    with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            events = client.request(
-                "POST",
-                "/events/filter",
-                json={
-                    "filter": {
-                        "event": {"name": ["ct.model.promoted"]},
-                        "resource": {"id": ["ct.model.demo"]},
-                    },
-                    "limit": 50,
-                },
-            ).json()["events"]
-            manual = [e for e in events if e["payload"]["decision"].get("manual")]
-            if len(manual) >= 2:
-                break
-            time.sleep(1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = find_events("ct.model.promoted", "ct.model.demo")
+        manual = [e for e in events if e["payload"]["decision"].get("manual")]
+        if len(manual) >= 2:
+            break
+        time.sleep(1)
     assert sorted(e["payload"]["version"] for e in manual) == [1, 2]
 
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from prefect.client.orchestration import get_client
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
+from tasks.release import find_events
 from webhooks.receiver import ReceiverSettings, create_app
 
 SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes long!!").decode()
@@ -59,23 +59,13 @@ def test_a_signed_arrival_becomes_a_prefect_event(client, landing):
     response = client.post("/hooks/data", content=body, headers=signed(body))
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
-    with get_client(sync_client=True) as prefect:
-        deadline = time.monotonic() + 30
-        found = []
-        while time.monotonic() < deadline and not found:
-            found = prefect.request(
-                "POST",
-                "/events/filter",
-                json={
-                    "filter": {
-                        "event": {"name": ["ct.data.arrived"]},
-                        "resource": {"id": ["ct.dataset.wh-test"]},
-                    },
-                    "limit": 50,
-                },
-            ).json()["events"]
-            found = [e for e in found if e["id"] == event_id]
-            time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    found: list[dict] = []
+    while time.monotonic() < deadline and not found:
+        found = [
+            e for e in find_events("ct.data.arrived", "ct.dataset.wh-test") if e["id"] == event_id
+        ]
+        time.sleep(0.5)
     assert found and found[0]["payload"]["path"] == str(landing / "b1.csv")
 
 
