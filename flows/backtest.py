@@ -19,6 +19,7 @@ from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
 from tasks.errors import CTError
+from tasks.format import png_markdown
 from tasks.release import open_registry
 from tasks.report import (
     BACKTEST_COLUMNS,
@@ -135,7 +136,7 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
     plot_backtest(table, out / "backtest.png", title=f"Continuous training backtest: {name}")
     create_markdown_artifact(
         key="backtest",
-        markdown=backtest_markdown(table),
+        markdown=backtest_markdown(table) + "\n\n" + png_markdown(out / "backtest.png", "backtest"),
         description=f"{name}: {len(table)} batches, {int(table['promoted'].sum())} promotions",
     )
     return rows

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+from pathlib import Path
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -14,3 +16,9 @@ def fmt(value: object, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits - 1}e}" if 0 < abs(value) < 0.001 else f"{value:.{digits}f}"
     return str(value)
+
+
+def png_markdown(path: Path, alt: str) -> str:
+    """A PNG inline in markdown (a data URI): the Prefect UI shows it; a file:// link it cannot."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"![{alt}](data:image/png;base64,{data})\n\nAlso written to `{path.resolve()}`."

@@ -19,7 +19,7 @@ from tasks.drift.compare import ColumnDrift, DriftReport, compute_drift, psi
 from tasks.drift.plot import plot_drift
 from tasks.drift.profile import ReferenceProfile, build_profile, quantile_edges
 from tasks.drift.summary import DriftInputError, Summary, merge, summarize
-from tasks.format import fmt
+from tasks.format import fmt, png_markdown
 
 __all__ = [
     "ColumnDrift",
@@ -97,7 +97,7 @@ def detect_drift(
         path = plot_drift(profile, current, report, Path(plot_path))
         create_markdown_artifact(
             key="drift-plot",
-            markdown=f"![drift]({path.resolve().as_uri()})\n\nPlot written to `{path.resolve()}`.",
+            markdown=png_markdown(path, "reference vs current"),
             description=f"{name}: reference vs current for the most changed columns ({path.name})",
         )
     return report
