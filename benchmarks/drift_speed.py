@@ -18,7 +18,7 @@ frame's `memory_usage(deep=True).sum()`. Targets: compute_drift <= 3x the floor 
 >= 5x faster than the scipy loop, peak <= 2x the frame. `--profile` adds a cProfile of one
 compute_drift call on the largest shape.
 
-Usage: `.venv/bin/python benchmarks/drift_speed.py` (about 5 minutes; `--quick` for 100k x 20 only,
+Usage: `.venv/bin/python benchmarks/drift_speed.py` (about 1 minute; `--quick` for 100k x 20 only,
 `--repeats N`, `--profile`).
 """
 
