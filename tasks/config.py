@@ -106,9 +106,10 @@ class DriftConfig(_Section):
     min_share_drifted: float = Field(0.0, ge=0, lt=1)
     #: Feature importance weights for the share; features not listed weigh 1.
     importance: dict[str, float] | None = None
-    #: Rows kept as the exact-test sample (KS, Wasserstein) on each side.
+    #: Rows kept as the exact-test sample (KS, Wasserstein); read when a champion's profile is
+    #: built (a stored profile keeps the size it was built with).
     sample_rows: int = Field(5_000, ge=50)
-    #: Reference quantile bins for PSI and the plots.
+    #: Reference quantile bins for PSI and the plots; likewise fixed in each stored profile.
     bins: int = Field(10, ge=2, le=100)
 
 

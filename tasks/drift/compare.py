@@ -309,13 +309,23 @@ def compute_drift(
         else:
             pending.append(_categorical_pending(column, profile, summary, config))
     main = [p.p_value for p in pending if p.p_value is not None]
-    family = np.array(main + [p.missing_p for p in pending], dtype=float)
+    # a missing-rate test joins the family only where something was missing on either side:
+    # an untestable hypothesis would only make the correction stricter for the others
+    testable = [
+        p for p in pending if p.ref.missing + p.ref.infinite + p.cur.missing + p.cur.infinite
+    ]
+    family = np.array(main + [p.missing_p for p in testable], dtype=float)
     adjusted = stats.false_discovery_control(family, method="bh") if family.size else family
     main_adj = iter(adjusted[: len(main)])
-    missing_adj = adjusted[len(main) :]
+    missing_adj = dict(zip((p.column for p in testable), adjusted[len(main) :], strict=True))
     columns = [
-        _verdict(p, None if p.p_value is None else float(next(main_adj)), float(m), config)
-        for p, m in zip(pending, missing_adj, strict=True)
+        _verdict(
+            p,
+            None if p.p_value is None else float(next(main_adj)),
+            missing_adj.get(p.column, 1.0),
+            config,
+        )
+        for p in pending
     ]
     for column in missing_columns:
         role = profile.roles[column]

@@ -55,7 +55,8 @@ class ColumnSummary(BaseModel):
     missing: int
     infinite: int = 0
     total: float = 0.0
-    total_sq: float = 0.0
+    #: Sum of squared deviations from the mean (merged with Chan's formula: no cancellation).
+    m2: float = 0.0
     minimum: float | None = None
     maximum: float | None = None
     counts: dict[str, int] = Field(default_factory=dict)
@@ -76,8 +77,7 @@ class ColumnSummary(BaseModel):
     def sd(self) -> float:
         if self.present < 2:
             return float("nan")
-        var = (self.total_sq - self.total**2 / self.present) / (self.present - 1)
-        return float(np.sqrt(max(var, 0.0)))
+        return float(np.sqrt(max(self.m2, 0.0) / (self.present - 1)))
 
 
 class Summary(BaseModel):
@@ -110,35 +110,58 @@ def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
 
 
 def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> ColumnSummary:
-    missing = np.isnan(values)
-    infinite = np.isinf(values)
-    finite = values[~(missing | infinite)]
-    bins = np.bincount(
-        np.searchsorted(np.asarray(edges), finite, side="right"), minlength=len(edges) + 1
-    )
+    finite_mask = np.isfinite(values)
+    if finite_mask.all():  # the common case: one pass, no copy
+        finite, missing, infinite = values, 0, 0
+    else:
+        finite = values[finite_mask]
+        missing = int(np.count_nonzero(np.isnan(values)))
+        infinite = values.size - finite.size - missing
+    # bin counts from cumulative comparisons (cheaper than a binary search per value); a value
+    # equal to an edge falls in the bin to its right
+    cumulative = [int(np.count_nonzero(finite < edge)) for edge in edges]
+    counts = np.diff([0, *cumulative, finite.size])
+    mean = float(finite.mean()) if finite.size else 0.0
+    deviations = finite - mean
     return ColumnSummary(
         kind="numeric",
         role=role,
         rows=values.size,
-        missing=int(missing.sum()),
-        infinite=int(infinite.sum()),
+        missing=missing,
+        infinite=infinite,
         total=float(finite.sum()),
-        total_sq=float(finite @ finite),
+        m2=float(deviations @ deviations),
         minimum=float(finite.min()) if finite.size else None,
         maximum=float(finite.max()) if finite.size else None,
-        counts={str(i): int(c) for i, c in enumerate(bins)},
+        counts={str(i): int(c) for i, c in enumerate(counts)},
     )
 
 
+def category_label(value: object) -> str:
+    """A category as text, the same whether it was read as 3, 3.0 or "3"."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _categorical_summary(series: pd.Series, role: Role) -> ColumnSummary:
-    counts = series.value_counts(dropna=True, sort=False)
-    counts = counts[counts > 0]
+    if isinstance(series.dtype, pd.CategoricalDtype):  # one pass over the codes
+        tally = np.bincount(
+            series.cat.codes.to_numpy() + 1, minlength=len(series.cat.categories) + 1
+        )
+        missing = int(tally[0])
+        pairs = zip(series.cat.categories, tally[1:], strict=True)
+    else:
+        counted = series.value_counts(dropna=True, sort=False)
+        missing = int(series.isna().sum())
+        pairs = zip(counted.index, counted.to_numpy(), strict=True)
+    counts: dict[str, int] = {}
+    for key, value in pairs:
+        if value > 0:
+            label = category_label(key)
+            counts[label] = counts.get(label, 0) + int(value)
     return ColumnSummary(
-        kind="categorical",
-        role=role,
-        rows=len(series),
-        missing=int(series.isna().sum()),
-        counts={str(k): int(v) for k, v in counts.items()},
+        kind="categorical", role=role, rows=len(series), missing=missing, counts=counts
     )
 
 
@@ -166,11 +189,13 @@ def summarize(
         else:
             columns[column] = _categorical_summary(frame[column], role)
     keys = row_keys(row_offset, row_offset + len(frame), seed)
-    take = (
-        np.argsort(keys, kind="stable")[:sample_rows]
-        if len(frame) > sample_rows
-        else np.arange(len(frame))
-    )
+    if (
+        len(frame) > sample_rows
+    ):  # the sample_rows smallest keys (distinct: splitmix64 is a bijection)
+        take = np.argpartition(keys, sample_rows - 1)[:sample_rows]
+        take = take[np.argsort(keys[take])]
+    else:
+        take = np.arange(len(frame))
     present = [c for c in kinds if c in frame.columns]
     sample = frame.iloc[take][present].reset_index(drop=True)
     sample[KEY] = keys[take]
@@ -190,6 +215,9 @@ def _merge_column(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
         counts[key] = counts.get(key, 0) + value
     bounds = [v for v in (a.minimum, b.minimum) if v is not None]
     tops = [v for v in (a.maximum, b.maximum) if v is not None]
+    n_a, n_b = a.present, b.present
+    delta = (b.total / n_b if n_b else 0.0) - (a.total / n_a if n_a else 0.0)
+    m2 = a.m2 + b.m2 + (delta * delta * n_a * n_b / (n_a + n_b) if n_a and n_b else 0.0)
     return ColumnSummary(
         kind=a.kind,
         role=a.role,
@@ -197,7 +225,7 @@ def _merge_column(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
         missing=a.missing + b.missing,
         infinite=a.infinite + b.infinite,
         total=a.total + b.total,
-        total_sq=a.total_sq + b.total_sq,
+        m2=m2,
         minimum=min(bounds) if bounds else None,
         maximum=max(tops) if tops else None,
         counts=counts,

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from tasks.drift.profile import ReferenceProfile
+from tasks.drift.summary import category_label
 
 
 class ExpectationResult(BaseModel):
@@ -118,7 +119,8 @@ def run_quality_suite(
     frame = frame.copy()
     for column, kind in profile.kinds.items():  # categories are compared as text, as profiled
         if kind == "categorical" and column in frame.columns:
-            frame[column] = frame[column].where(frame[column].isna(), frame[column].astype(str))
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.isna(), values.map(category_label))
     result = definition.run(batch_parameters={"dataframe": frame})
     results = []
     for item in result.results:
