@@ -18,6 +18,7 @@ The log is the audit trail: when, from which version to which, why, by which run
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -92,6 +93,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.cache  # installed versions do not change within a process; reading them is slow
 def _package_versions() -> dict[str, str]:
     found = {}
     for package in _PACKAGES:
@@ -197,7 +199,7 @@ class ModelRegistry(Block):
             "files": {file_name: _sha256(data) for file_name, data in files.items()},
             "metrics": metrics,
             "decision": decision,
-            "lineage": {**lineage, "packages": _package_versions()},
+            "lineage": {**lineage, "packages": dict(_package_versions())},
             "schema": schema,
         }
         store.create(f"{folder}/metadata.json", json.dumps(meta, indent=2, default=str).encode())

@@ -41,8 +41,8 @@ examples:
   python flows/ct.py backtest --data sales.parquet --target churned --order-by ts --batch-rows 5000
 
 state (registry, history) lives in .ct/ unless the config's state_dir says otherwise.
-Prefect: start `prefect server start --host 127.0.0.1` once and every command reuses it (faster,
-and the runs stay in its UI); otherwise each command starts a temporary server.
+Prefect: start a server once with `make server` (127.0.0.1:4200) and every command reuses it
+(faster, and the runs stay in its UI); otherwise each command starts a temporary server.
 """
 
 
@@ -255,8 +255,8 @@ def prefect_backend(mode: str = "auto") -> Iterator[str]:
         label = f"the local Prefect server at {LOCAL_SERVER} (runs are kept in its UI)"
     else:
         label = (
-            "a temporary Prefect server (ephemeral: several seconds of start-up; run "
-            "`prefect server start --host 127.0.0.1` to reuse one and keep the runs)"
+            "a temporary Prefect server (ephemeral: several seconds of start-up; start one with "
+            "`make server` and every command reuses it and keeps its runs)"
         )
     if PREFECT_API_URL in restore or not updates.get(PREFECT_API_URL, configured):
         updates |= EPHEMERAL_SERVER_SETTINGS()
