@@ -119,6 +119,20 @@ def dm_lags(d: np.ndarray) -> int:
     return min(max(newey_west_lags(d.size), andrews_lags(d)), d.size - 1)
 
 
+def prewhitened_long_run_variance(d: np.ndarray) -> float:
+    """Andrews & Monahan (1992): fit AR(1) to d, take the HAC variance of its residuals (Andrews'
+    bandwidth), and recolour by 1 / (1 - r)^2. Far less biased than plain Newey-West when the
+    losses are autocorrelated, which is what makes the test hold its size on short series."""
+    e = d - d.mean()
+    denominator = float(e[:-1] @ e[:-1])
+    r = float(e[1:] @ e[:-1]) / denominator if denominator > 0 else 0.0
+    r = min(
+        max(r + (1.0 + 3.0 * r) / d.size, -0.97), 0.97
+    )  # Kendall's small-sample bias correction
+    u = e[1:] - r * e[:-1]
+    return long_run_variance(u, min(andrews_lags(u), u.size - 1)) / (1.0 - r) ** 2
+
+
 def diebold_mariano(d: np.ndarray, *, alpha: float, lags: int | None = None) -> TestResult:
     """Diebold-Mariano test with a Newey-West (HAC) variance, for time-ordered rows.
 
@@ -130,8 +144,7 @@ def diebold_mariano(d: np.ndarray, *, alpha: float, lags: int | None = None) -> 
     d = np.asarray(d, dtype=float)
     n = d.size
     mean = float(d.mean())
-    lags = dm_lags(d) if lags is None else lags
-    lrv = long_run_variance(d, lags)
+    lrv = prewhitened_long_run_variance(d) if lags is None else long_run_variance(d, lags)
     if lrv <= 0.0:
         return _degenerate(mean)
     se = math.sqrt(lrv / n)

@@ -14,12 +14,14 @@ from tasks.gate.bootstrap import paired_bootstrap, resample_weights
 from tasks.gate.delong import delong_paired
 from tasks.gate.metrics import as_labels, weighted_auc, weighted_f1
 from tasks.gate.paired_tests import (
+    andrews_lags,
     diebold_mariano,
     dm_lags,
     long_run_variance,
     mcnemar,
     newey_west_lags,
     paired_t,
+    prewhitened_long_run_variance,
     wilcoxon,
 )
 from tasks.train import BatchSlice, TrainingWindow
@@ -85,11 +87,24 @@ def test_diebold_mariano_hac_variance_equals_statsmodels(rho):
         cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False}
     )
     assert long_run_variance(d, lags) / n == pytest.approx(ols.bse[0] ** 2, rel=1e-10)
-    result = diebold_mariano(d, alpha=0.05)
+    result = diebold_mariano(d, alpha=0.05, lags=lags)
     assert result.statistic == pytest.approx(ols.tvalues[0], rel=1e-10)
     # Harvey, Leybourne & Newbold (1997): scaled statistic against Student's t, n - 1 df
     hln = ols.tvalues[0] * np.sqrt((n - 1) / n)
     assert result.p_value == pytest.approx(stats.t.sf(hln, n - 1), rel=1e-10)
+    # the default prewhitens (Andrews & Monahan 1992): statsmodels' HAC of the AR(1) residuals,
+    # recoloured by 1 / (1 - r)^2, with Kendall's bias-corrected r
+    e = d - d.mean()
+    r = float(e[1:] @ e[:-1]) / float(e[:-1] @ e[:-1])
+    r += (1 + 3 * r) / n
+    u = e[1:] - r * e[:-1]
+    resid = sm.OLS(u, np.ones(n - 1)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": andrews_lags(u), "use_correction": False}
+    )
+    expected = resid.bse[0] ** 2 * (n - 1) / (1 - r) ** 2 / n
+    assert prewhitened_long_run_variance(d) / n == pytest.approx(expected, rel=1e-9)
+    default = diebold_mariano(d, alpha=0.05)
+    assert default.statistic == pytest.approx(d.mean() / np.sqrt(expected), rel=1e-9)
 
 
 def test_andrews_bandwidth_grows_with_autocorrelation():
