@@ -304,6 +304,16 @@ def test_guard_rows_follow_the_time_order():  # found by benchmarks/gate_quality
         )
 
 
+def test_the_block_bootstrap_declines_short_time_ordered_test_sets():
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 2, 300)
+    good = np.clip(np.where(y == 1, 0.8, 0.2) + rng.normal(0, 0.05, 300), 0.01, 0.99)
+    weak = np.full(300, 0.5)
+    decision = compare(y, weak, good, metric="roc_auc", order=np.arange(300))
+    assert not decision.promote and "fewer than the 500" in decision.reasons[0]
+    assert compare(y, weak, good, metric="roc_auc").promote  # unordered: DeLong decides
+
+
 def test_identical_predictions_give_p_one_for_every_row_test():
     y = np.array([0, 1] * 50)
     p = np.full(100, 0.4)
