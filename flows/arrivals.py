@@ -48,9 +48,7 @@ def process_arrivals(
 ) -> list[StepResult]:
     """Run one CT step per settled burst of arrivals for `dataset`, until none is pending."""
     logger = get_run_logger()
-    config = (config or CTConfig()).model_copy(
-        update={"dataset": (config or CTConfig()).dataset.model_copy(update={"name": dataset})}
-    )
+    config = (config or CTConfig()).for_dataset(dataset)
     folder = Path(config.state_dir) / "arrivals" / dataset
     done_dir = folder / "done"
     results: list[StepResult] = []
@@ -68,13 +66,7 @@ def process_arrivals(
             pending = pending_arrivals(dataset, done_dir)
         paths = list(dict.fromkeys(e["payload"]["path"] for e in pending))
         logger.info("%d arrivals for %s: %d files", len(pending), dataset, len(paths))
-        limits = ReadLimits(
-            max_rows=config.validation.max_rows,
-            max_bytes=config.validation.max_bytes,
-            allowed_roots=config.validation.allowed_roots,
-            encoding=config.validation.encoding,
-            delimiter=config.validation.delimiter,
-        )
+        limits = ReadLimits.of(config.validation)
         frames = []
         for path in paths:
             try:

@@ -124,14 +124,7 @@ def _step(data: str, config: CTConfig) -> StepResult:
         *(config.dataset.categorical or []),
     ]
     rules = config.validation
-    limits = ReadLimits(
-        max_rows=rules.max_rows,
-        max_bytes=rules.max_bytes,
-        allowed_roots=rules.allowed_roots,
-        encoding=rules.encoding,
-        delimiter=rules.delimiter,
-    )
-    frame, batch, bad_lines = load_batch(data, limits=limits, wanted=wanted)
+    frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
     current = read_champion(registry, name)
     champion, champion_model = current if current else (None, None)
 

@@ -46,14 +46,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
         raise CTError(f"{name}: no champion to monitor yet; run a CT step first")
     spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
     profile = ReferenceProfile.model_validate(registry.load_profile(champion))
-    frame, batch, _ = read_batch(
-        data,
-        ReadLimits(
-            max_rows=config.validation.max_rows,
-            max_bytes=config.validation.max_bytes,
-            allowed_roots=config.validation.allowed_roots,
-        ),
-    )
+    frame, batch, _ = read_batch(data, ReadLimits.of(config.validation))
     labelled = spec.target in frame.columns and frame[spec.target].notna().any()
     columns = [*spec.features, *([spec.target] if labelled else [])]
     drift = compute_drift(profile, frame[[c for c in columns if c in frame.columns]], config.drift)
@@ -121,9 +114,7 @@ def on_drift(
     from flows.ct import continuous_training
 
     config = config or CTConfig()
-    config = config.model_copy(
-        update={"dataset": config.dataset.model_copy(update={"name": dataset})}
-    )
+    config = config.for_dataset(dataset)
     if not labelled:
         get_run_logger().info("Drift on unlabelled data (%s): retraining waits for labels", source)
         return None

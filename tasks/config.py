@@ -181,6 +181,10 @@ class CTConfig(_Section):
     state_dir: str = ".ct"
     seed: int = 0
 
+    def for_dataset(self, name: str) -> CTConfig:
+        """The same configuration for another dataset (model) name, e.g. the one an event names."""
+        return self.model_copy(update={"dataset": self.dataset.model_copy(update={"name": name})})
+
     @property
     def registry_url(self) -> str:
         return self.registry.url or str(Path(self.state_dir) / "registry")

@@ -20,6 +20,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
+from tasks.config import ValidationConfig
 from tasks.errors import CTError, DataLoadError
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -48,6 +49,17 @@ class ReadLimits(BaseModel):
     allowed_roots: list[str] | None = None
     encoding: str | None = None
     delimiter: str | None = None
+
+    @classmethod
+    def of(cls, rules: ValidationConfig) -> ReadLimits:
+        """The read limits a configuration sets."""
+        return cls(
+            max_rows=rules.max_rows,
+            max_bytes=rules.max_bytes,
+            allowed_roots=rules.allowed_roots,
+            encoding=rules.encoding,
+            delimiter=rules.delimiter,
+        )
 
 
 class BadLine(BaseModel):

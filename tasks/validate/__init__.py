@@ -28,19 +28,12 @@ __all__ = [
     "fit_contract",
     "infer_spec",
     "validate_batch",
-    "validate_frame",
     "write_quarantine",
 ]
 
 
 class DataQualityError(CTError):
     """The quality suite failed and validation.quality_blocking is on."""
-
-
-def validate_frame(frame: pd.DataFrame, spec: FeatureSpec, *, source: str) -> pd.DataFrame:
-    """The valid rows of `frame`, failing on any bad row (no quarantine): for trusted frames."""
-    valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=0.0)
-    return valid
 
 
 def write_quarantine(records: pd.DataFrame, path: Path) -> Path:
