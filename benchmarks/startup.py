@@ -15,22 +15,18 @@ orchestration. Usage: `.venv/bin/python benchmarks/startup.py` (about 2 minutes)
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+import httpx
+
+from flows.prefect_server import RECORDER_ENV
+from webhooks.devstack import free_port, stop, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -54,18 +50,6 @@ def run_demo(env: dict[str, str], out: Path, prefect: str) -> float:
         stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - started
-
-
-def wait_healthy(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"Prefect server at {url} did not answer within {timeout} s")
 
 
 def task_run_seconds(url: str, env: dict[str, str]) -> tuple[float, int, int]:
@@ -139,10 +123,7 @@ def run_with_server(work: Path, tuned: bool) -> tuple[float, float, float, int, 
     url = f"http://127.0.0.1:{port}/api"
     server_env = base_env(work / f"server-home-{tuned}")
     if tuned:
-        server_env.update(
-            PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE="1000",
-            PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL="1",
-        )
+        server_env.update(RECORDER_ENV)
     started = time.perf_counter()
     server = subprocess.Popen(
         [
@@ -162,16 +143,12 @@ def run_with_server(work: Path, tuned: bool) -> tuple[float, float, float, int, 
         start_new_session=True,
     )
     try:
-        wait_healthy(url)
+        wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 120, url, 0.2)
         server_start = time.perf_counter() - started
         wall = run_demo(server_env, work / f"o-{tuned}", url)
         work_s, n_tasks, n_flows = task_run_seconds(url, server_env)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop(server)
     return wall, server_start, work_s, n_tasks, n_flows
 
 

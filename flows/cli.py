@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blocks.registry import RegistryError
+from flows.prefect_server import RECORDER_ENV
 from tasks.config import CTConfig
 from tasks.errors import CTError
 from tasks.format import fmt
@@ -208,20 +209,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def EPHEMERAL_SERVER_SETTINGS() -> dict[Any, Any]:
-    """Settings for a server ct starts itself, passed on to its process.
-
-    On SQLite, the server's task-run recorder writes each task event in its own transaction; a
-    subflow created meanwhile hits "database is locked", gets HTTP 503, and the client waits 2 s
-    before retrying: ~2 s per subflow call. Recording events in batches avoids the collision
-    (task states then reach the UI up to 1 s late). The same settings suit `make server`.
-    """
+def ephemeral_server_settings() -> dict[Any, Any]:
+    """`flows.prefect_server.RECORDER_ENV` as settings, passed on to the server process ct starts."""
     import prefect.settings as ps
 
-    return {
-        ps.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: 1000,
-        ps.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL: 1,
-    }
+    return {getattr(ps, name): value for name, value in RECORDER_ENV.items()}
 
 
 @contextlib.contextmanager
@@ -259,7 +251,7 @@ def prefect_backend(mode: str = "auto") -> Iterator[str]:
             "`make server` and every command reuses it and keeps its runs)"
         )
     if PREFECT_API_URL in restore or not updates.get(PREFECT_API_URL, configured):
-        updates |= EPHEMERAL_SERVER_SETTINGS()
+        updates |= ephemeral_server_settings()
     with temporary_settings(updates=updates, restore_defaults=restore):
         yield label
 

@@ -2,8 +2,9 @@
 
 import os
 
+from flows.prefect_server import RECORDER_ENV  # imports no Prefect
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# The test server records task events in batches: with one SQLite transaction per event, creating
-# a subflow collides with the recorder ("database is locked" -> HTTP 503 -> 2 s client back-off).
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "1000")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1")
+# The test server records task events in batches, as every server ct starts does.
+for name, value in RECORDER_ENV.items():
+    os.environ.setdefault(name, value)

@@ -24,14 +24,12 @@ from typing import Any
 
 import httpx
 
+from flows.prefect_server import RECORDER_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
-#: Server settings: batched task-run recording avoids SQLite write collisions (see flows/cli.py).
-SERVER_SETTINGS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-}
+#: No telemetry (there may be no internet), and batched task-run recording (flows/prefect_server.py).
+SERVER_SETTINGS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **RECORDER_ENV}
 
 
 def free_port() -> int:

@@ -21,20 +21,15 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from blocks.registry import AliasConflictError, ModelRegistry, RegistryError
+from webhooks.devstack import free_port
 
 FORK = mp.get_context("fork")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """A moto S3 server on 127.0.0.1, stopped by PID at the end."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
