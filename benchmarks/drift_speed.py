@@ -29,15 +29,14 @@ import cProfile
 import gc
 import os
 import pstats
-import statistics
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from timing import median_seconds
 
 from tasks.config import DriftConfig
 from tasks.drift import ReferenceProfile, build_profile, compute_drift
@@ -102,17 +101,6 @@ def scipy_loop(reference: pd.DataFrame, current: pd.DataFrame) -> list[float]:
     return pvalues
 
 
-def median_seconds(repeats: int, call: Callable[..., object], *args: object) -> float:
-    """Median wall time of `repeats` calls of `call(*args)`."""
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        started = time.perf_counter()
-        call(*args)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def peak_bytes(profile: ReferenceProfile, current: pd.DataFrame) -> int:
     """Peak traced allocation of one compute_drift call above what was allocated before it."""
     gc.collect()
@@ -164,9 +152,13 @@ def main() -> None:
         profile_s = time.perf_counter() - started
         current = make_frame(rng, rows, columns)
         frame_bytes = int(current.memory_usage(deep=True).sum())
-        drift_s = median_seconds(args.repeats, compute_drift, profile, current)
-        floor_s = median_seconds(args.repeats, read_once, current)
-        scipy_s = median_seconds(args.repeats, scipy_loop, reference, current)
+        drift_s = median_seconds(
+            lambda p=profile, c=current: compute_drift(p, c), args.repeats, collect=True
+        )
+        floor_s = median_seconds(lambda c=current: read_once(c), args.repeats, collect=True)
+        scipy_s = median_seconds(
+            lambda r=reference, c=current: scipy_loop(r, c), args.repeats, collect=True
+        )
         del reference
         peak = peak_bytes(profile, current)
         ratio, speedup, memory = drift_s / floor_s, scipy_s / drift_s, peak / frame_bytes

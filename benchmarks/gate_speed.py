@@ -15,12 +15,12 @@ Usage: `.venv/bin/python benchmarks/gate_speed.py` (about 3 minutes).
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 from scipy import special
+from timing import median_seconds
 
 from tasks.gate.bootstrap import paired_bootstrap
 from tasks.gate.decision import compare
@@ -32,18 +32,6 @@ ALPHA = 0.05
 N = 1_000_000
 N_BOOTSTRAP = 100_000
 RESAMPLES = 2_000
-
-
-def seconds(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
-    """Median wall time of `repeats` calls (after one untimed call when `warm_up`)."""
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def predictions(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,8 +99,10 @@ def main() -> None:
     rows = []
     for name, n, test, (baseline_name, baseline), repeats, target in cases:
         slow = n == N_BOOTSTRAP
-        took = seconds(test, repeats, warm_up=not slow)
-        rows.append((name, n, took, baseline_name, seconds(baseline, 7), target))
+        took = median_seconds(test, repeats, warm_up=not slow)
+        rows.append(
+            (name, n, took, baseline_name, median_seconds(baseline, 7, warm_up=True), target)
+        )
 
     print(f"Gate speed: median of 3-7 repetitions; alpha {ALPHA}.\n")
     head = (
@@ -161,7 +151,7 @@ def main() -> None:
         ),
     ]
     for name, n, call, repeats in calls:
-        took = seconds(call, repeats, warm_up=n == N)
+        took = median_seconds(call, repeats, warm_up=n == N)
         print(f"| {name:52} | {n:>9,} | {took:8.3f} |")
     print(f"\nElapsed {time.perf_counter() - started:.0f} s.")
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import skops.io
 from sklearn.linear_model import LogisticRegression
+from timing import median_seconds
 
 from blocks.registry import ModelRegistry
 
@@ -36,15 +35,6 @@ def model_of_size(megabytes: float) -> LogisticRegression:
     return model
 
 
-def median_time(fn: object, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure(
     registry: ModelRegistry, root: Path, megabytes: int
 ) -> list[tuple[str, float, float, float, str, float]]:
@@ -54,14 +44,16 @@ def measure(
     source = root / f"model-{megabytes}.skops"
     source.write_bytes(data)
     copies = iter(range(10_000))
-    kernel = median_time(lambda: shutil.copyfile(source, root / f"copy-{next(copies)}"))
-    copy = median_time(lambda: (root / f"copy-{next(copies)}").write_bytes(source.read_bytes()))
-    durable = median_time(lambda: durable_copy(source, root / f"copy-{next(copies)}"))
-    register = median_time(
-        lambda: registry.register("bench", model, metrics={}, lineage={}, schema={})
+    kernel = median_seconds(lambda: shutil.copyfile(source, root / f"copy-{next(copies)}"), REPEATS)
+    copy = median_seconds(
+        lambda: (root / f"copy-{next(copies)}").write_bytes(source.read_bytes()), REPEATS
+    )
+    durable = median_seconds(lambda: durable_copy(source, root / f"copy-{next(copies)}"), REPEATS)
+    register = median_seconds(
+        lambda: registry.register("bench", model, metrics={}, lineage={}, schema={}), REPEATS
     )
     version = registry.versions("bench")[-1]
-    load = median_time(lambda: registry.load_model("bench", version=version))
+    load = median_seconds(lambda: registry.load_model("bench", version=version), REPEATS)
     size = len(data) / 1e6
     return [
         (f"register {megabytes} MB", size, register, durable, "durable copy", kernel),

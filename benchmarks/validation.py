@@ -11,14 +11,12 @@ Usage: `.venv/bin/python benchmarks/validation.py [--rows N]`.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import median_seconds
 
 from tasks.config import DatasetConfig
 from tasks.validate import fit_contract, infer_spec
@@ -42,15 +40,6 @@ def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def median_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -62,12 +51,12 @@ def main() -> None:
         csv, parquet = Path(tmp) / "batch.csv", Path(tmp) / "batch.parquet"
         frame.to_csv(csv, index=False)
         frame.to_parquet(parquet, index=False)
-        read_csv = median_time(lambda: pd.read_csv(csv))
-        read_parquet = median_time(lambda: pd.read_parquet(parquet))
+        read_csv = median_seconds(lambda: pd.read_csv(csv), 3)
+        read_parquet = median_seconds(lambda: pd.read_parquet(parquet), 3)
         loaded = pd.read_csv(csv)
         outcome = validate_rows(loaded, contract, source=str(csv), max_bad_fraction=0.05)[2]
-        validate = median_time(
-            lambda: validate_rows(loaded, contract, source=str(csv), max_bad_fraction=0.05)
+        validate = median_seconds(
+            lambda: validate_rows(loaded, contract, source=str(csv), max_bad_fraction=0.05), 3
         )
     print(
         f"{args.rows:,} rows x 20 features; {outcome.rows_quarantined} rows quarantined by the contract.\n"
