@@ -283,23 +283,25 @@ class ModelRegistry(Block):
             n for n in self.store.children(self.store.root) if _NAME.match(n) and self.versions(n)
         ]
 
-    def alias_log(self, name: str, alias: str = "champion") -> list[AliasEntry]:
+    def _entry_names(self, name: str, alias: str) -> tuple[str, list[str]]:
+        """The alias folder and its entry file names, oldest first (names sort by sequence)."""
         folder = self._alias_dir(name, alias)
-        entries = []
-        for file_name in self.store.children(folder):
-            if re.fullmatch(r"\d{8}\.json", file_name):
-                data = self.store.read(f"{folder}/{file_name}")
-                try:
-                    entries.append(AliasEntry.model_validate_json(data))
-                except ValueError as exc:
-                    raise RegistryError(
-                        f"{folder}/{file_name}: damaged alias entry ({exc})"
-                    ) from exc
-        return entries
+        return folder, [f for f in self.store.children(folder) if re.fullmatch(r"\d{8}\.json", f)]
+
+    def _read_entry(self, folder: str, file_name: str) -> AliasEntry:
+        try:
+            return AliasEntry.model_validate_json(self.store.read(f"{folder}/{file_name}"))
+        except ValueError as exc:
+            raise RegistryError(f"{folder}/{file_name}: damaged alias entry ({exc})") from exc
+
+    def alias_log(self, name: str, alias: str = "champion") -> list[AliasEntry]:
+        folder, names = self._entry_names(name, alias)
+        return [self._read_entry(folder, file_name) for file_name in names]
 
     def _latest_entry(self, name: str, alias: str) -> AliasEntry | None:
-        log = self.alias_log(name, alias)
-        return log[-1] if log else None
+        """Only the newest entry is read: every CT step and promotion asks for it."""
+        folder, names = self._entry_names(name, alias)
+        return self._read_entry(folder, names[-1]) if names else None
 
     def aliases(self, name: str) -> dict[str, int]:
         """Current target of each alias; `previous` is the champion before the current one."""
