@@ -8,13 +8,13 @@ continuous training would have bought on this data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from blocks.registry import ModelRegistry
 from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
@@ -70,16 +70,14 @@ def batch_files(
 
 
 @task(name="score-static-model", cache_policy=NO_CACHE)
-def score_static(registry: ModelRegistry, name: str, version: int, source: str) -> float | None:
+def score_static(model: Any, spec: FeatureSpec, source: str) -> float | None:
     """Accuracy of the never-updated first model on a batch, for comparison only."""
-    first = registry.get(name, version=version)
-    spec = FeatureSpec.model_validate(first.metadata["schema"]["spec"])
     frame, _, _ = read_batch(source)
     try:
         valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=1.0)
     except CTError:
         return None
-    return accuracy_score(registry.load_model_of(first), valid, spec)
+    return accuracy_score(model, valid, spec)
 
 
 @flow(name="backtest")
@@ -90,12 +88,12 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
     out.mkdir(parents=True, exist_ok=True)
     registry = open_registry(config)
     name = config.dataset.name
-    first_version: int | None = None
+    first: tuple[Any, FeatureSpec] | None = None  # the first champion, loaded once
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
         static = None
-        if first_version is not None:
-            static = score_static(registry, name, first_version, source)
+        if first is not None:
+            static = score_static(*first, source)
         state = continuous_training(source, config, return_state=True)
         if state.is_completed():
             step: StepResult = state.result()
@@ -117,8 +115,10 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
                 new_version=None,
                 champion_after=None if champion is None else champion.version,
             )
-        if first_version is None and step.promoted:
-            first_version = step.new_version
+        if first is None and step.promoted and step.new_version is not None:
+            version = registry.get(name, version=step.new_version)
+            spec = FeatureSpec.model_validate(version.metadata["schema"]["spec"])
+            first = (registry.load_model_of(version), spec)
         rows.append(backtest_row(number, step, static))
         logger.info(
             "batch %d/%d: champion v%s acc %s, drift %s, %s",
