@@ -1,8 +1,10 @@
 """Drift verdicts: the current data against the champion's reference profile.
 
 Numeric columns: two-sample Kolmogorov-Smirnov on the two bounded samples (exactly
-scipy.stats.ks_2samp), with the Wasserstein distance in reference standard deviations as the effect
-and PSI on the reference's quantile bins. Categorical columns: chi-square on the full category
+scipy.stats.ks_2samp on them), with the Wasserstein distance in reference standard deviations as
+the effect and PSI on the reference's quantile bins. The two samples are cut to the same size
+(`equal_samples`), which makes the exact KS p-value an O(n) sum instead of an O(n * m) lattice
+count. Categorical columns: chi-square on the full category
 counts (scipy.stats.chi2_contingency), with the Jensen-Shannon distance as the effect, PSI, and
 unseen categories. Every column: the change of its missing rate, tested too. All p-values are
 adjusted together with Benjamini-Hochberg; a column drifts only when significant *and* its effect
@@ -21,10 +23,12 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from tasks.config import DriftConfig
+from tasks.drift.kernels import compare_sorted, ks_exact_equal_n, on_every_core
 from tasks.drift.profile import ReferenceProfile, infer_kinds
 from tasks.drift.summary import ColumnSummary, Kind, Role, Summary, iter_chunks, summarize_chunks
 
 PSI_FLOOR_PROPORTION = 1e-4  # empty bins count as this share, so PSI stays finite
+KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp's method="auto" is exact up to this size
 
 
 class ColumnDrift(BaseModel):
@@ -42,6 +46,8 @@ class ColumnDrift(BaseModel):
     effect: float | None
     effect_name: str
     psi: float | None = None
+    #: Values per side in the KS / Wasserstein samples (numeric columns).
+    sample_size: int | None = None
     missing_rate_reference: float | None = None
     missing_rate_current: float | None = None
     missing_p_adjusted: float | None = None
@@ -108,6 +114,7 @@ class _Pending(BaseModel):
     effect_name: str
     floor: float
     psi: float | None
+    sample_size: int | None = None
     ref: ColumnSummary
     cur: ColumnSummary
     missing_p: float
@@ -116,12 +123,42 @@ class _Pending(BaseModel):
     note: str = ""
 
 
+def equal_samples(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two finite samples cut to the smaller one's size, each keeping its first values.
+
+    Each sample is in random-key order, so its first n values are still a uniform random sample of
+    the column's finite values; a missing rate that differs between the two costs a few values,
+    not validity (the missing-rate test looks at that change on the full counts).
+    """
+    n = min(reference.size, current.size)
+    return reference[:n], current[:n]
+
+
+def ks_and_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """KS statistic, its p-value and the Wasserstein distance of two finite, non-empty samples.
+
+    Equal to scipy.stats.ks_2samp (method "auto") and scipy.stats.wasserstein_distance on the same
+    samples; equal sizes up to scipy's exact limit take the compiled path.
+    """
+    a, b = np.sort(reference), np.sort(current)
+    comparison = compare_sorted(a, b)
+    if a.size == b.size <= KS_EXACT_MAX_N:
+        p = ks_exact_equal_n(a.size, comparison.steps)
+        if 0.0 <= p <= 1.0:
+            return comparison.statistic, p, comparison.wasserstein
+    # unequal sizes, large samples, or where scipy's exact sum would give up: scipy itself
+    result = stats.ks_2samp(a, b)
+    return float(result.statistic), float(result.pvalue), comparison.wasserstein
+
+
 def _numeric(
     column: str, profile: ReferenceProfile, current: Summary, config: DriftConfig
 ) -> _Pending:
     ref, cur = profile.columns[column], current.columns[column]
-    ref_sample = _finite(pd.Series(profile.sample.get(column, []), dtype=float))
-    cur_sample = _finite(current.sample[column]) if column in current.sample else np.array([])
+    ref_sample, cur_sample = equal_samples(
+        profile.finite_sample(column),
+        _finite(current.sample[column]) if column in current.sample else np.array([]),
+    )
     common = {
         "column": column,
         "kind": "numeric",
@@ -136,8 +173,8 @@ def _numeric(
     counts_ref = np.array([ref.counts.get(str(i), 0) for i in range(bins)], dtype=float)
     counts_cur = np.array([cur.counts.get(str(i), 0) for i in range(bins)], dtype=float)
     index = psi(counts_ref, counts_cur) if counts_ref.sum() and counts_cur.sum() else None
-    if ref_sample.size == 0 or cur_sample.size == 0:
-        side = "current" if cur_sample.size == 0 else "reference"
+    if ref_sample.size == 0:
+        side = "current" if profile.finite_sample(column).size else "reference"
         return _Pending(
             test="none",
             statistic=None,
@@ -147,8 +184,7 @@ def _numeric(
             note=f"no finite values in the {side} data to compare",
             **common,
         )
-    result = stats.ks_2samp(ref_sample, cur_sample)
-    distance = float(stats.wasserstein_distance(ref_sample, cur_sample))
+    statistic, p_value, distance = ks_and_wasserstein(ref_sample, cur_sample)
     sd = ref.sd
     if not math.isfinite(sd) or sd == 0.0:
         effect = 0.0 if distance == 0.0 else math.inf
@@ -157,10 +193,11 @@ def _numeric(
         effect, note = distance / sd, ""
     return _Pending(
         test="ks",
-        statistic=float(result.statistic),
-        p_value=float(result.pvalue),
+        statistic=statistic,
+        p_value=p_value,
         effect=effect,
         psi=index,
+        sample_size=ref_sample.size,
         note=note,
         **common,
     )
@@ -273,6 +310,7 @@ def _verdict(
         effect=None if item.effect is None else float(item.effect),
         effect_name=item.effect_name,
         psi=item.psi,
+        sample_size=item.sample_size,
         missing_rate_reference=ref_missing,
         missing_rate_current=cur_missing,
         missing_p_adjusted=missing_adj,
@@ -299,15 +337,14 @@ def compute_drift(
         sample_rows=profile.sample_rows,
         seed=profile.seed + 1,
     )
-    pending: list[_Pending] = []
     missing_columns = [c for c in profile.kinds if c not in summary.columns]
-    for column, kind in profile.kinds.items():
-        if column in missing_columns:
-            continue
-        if kind == "numeric":
-            pending.append(_numeric(column, profile, summary, config))
-        else:
-            pending.append(_categorical_pending(column, profile, summary, config))
+
+    def judge(column: str) -> _Pending:
+        if profile.kinds[column] == "numeric":
+            return _numeric(column, profile, summary, config)
+        return _categorical_pending(column, profile, summary, config)
+
+    pending = on_every_core(judge, [c for c in profile.kinds if c in summary.columns])
     main = [p.p_value for p in pending if p.p_value is not None]
     # a missing-rate test joins the family only where something was missing on either side:
     # an untestable hypothesis would only make the correction stricter for the others

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from tasks.drift.summary import (
     KEY,
@@ -37,9 +37,20 @@ class ReferenceProfile(BaseModel):
     edges: dict[str, list[float]]
     columns: dict[str, ColumnSummary]
     sample: dict[str, list[Any]]
+    _finite: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
     def sample_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.sample)
+
+    def finite_sample(self, column: str) -> np.ndarray:
+        """A numeric column's finite sample values, in sample (random key) order; read-only, cached
+        (every drift check of the champion asks for the same arrays)."""
+        if column not in self._finite:
+            values = np.array(self.sample.get(column, []), dtype=float)
+            values = values[np.isfinite(values)]
+            values.flags.writeable = False
+            self._finite[column] = values
+        return self._finite[column]
 
     def as_summary(self) -> Summary:
         return Summary(

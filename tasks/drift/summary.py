@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.drift.kernels import category_tally, numeric_tally, on_every_core
 from tasks.errors import CTError
 
 Kind = Literal["numeric", "categorical"]
@@ -94,6 +95,8 @@ class Summary(BaseModel):
 
 
 def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
+    if series.dtype == np.float64:  # the common case: no copy
+        return series.to_numpy()
     if pd.api.types.is_bool_dtype(series):
         return series.to_numpy(dtype=float, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(series):
@@ -110,29 +113,28 @@ def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
 
 
 def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> ColumnSummary:
-    finite_mask = np.isfinite(values)
-    if finite_mask.all():  # the common case: one pass, no copy
-        finite, missing, infinite = values, 0, 0
-    else:
-        finite = values[finite_mask]
-        missing = int(np.count_nonzero(np.isnan(values)))
-        infinite = values.size - finite.size - missing
-    # bin counts from cumulative comparisons (cheaper than a binary search per value); a value
-    # equal to an edge falls in the bin to its right
-    cumulative = [int(np.count_nonzero(finite < edge)) for edge in edges]
-    counts = np.diff([0, *cumulative, finite.size])
-    mean = float(finite.mean()) if finite.size else 0.0
-    deviations = finite - mean
+    # squares are summed about the middle reference edge (near the mean, known before the pass);
+    # if the data sit far from it, the variance is taken again about their own mean
+    shift = edges[len(edges) // 2] if edges else 0.0
+    tally = numeric_tally(values, np.asarray(edges, dtype=float), shift)
+    n = tally.finite
+    mean_shift = tally.shifted_sum / n if n else 0.0
+    m2 = tally.shifted_squares - tally.shifted_sum * mean_shift
+    if n and tally.shifted_squares > 1e4 * max(m2, 0.0):  # cancellation: 4+ digits would be lost
+        finite = values[np.isfinite(values)]
+        deviations = finite - (mean_shift + shift)
+        m2 = float(deviations @ deviations)
+    counts = np.diff([0, *tally.below.tolist(), n])
     return ColumnSummary(
         kind="numeric",
         role=role,
         rows=values.size,
-        missing=missing,
-        infinite=infinite,
-        total=float(finite.sum()),
-        m2=float(deviations @ deviations),
-        minimum=float(finite.min()) if finite.size else None,
-        maximum=float(finite.max()) if finite.size else None,
+        missing=tally.nan,
+        infinite=tally.pos_inf + tally.neg_inf,
+        total=tally.shifted_sum + n * shift if n else 0.0,
+        m2=max(m2, 0.0),
+        minimum=tally.minimum if n else None,
+        maximum=tally.maximum if n else None,
         counts={str(i): int(c) for i, c in enumerate(counts)},
     )
 
@@ -146,9 +148,7 @@ def category_label(value: object) -> str:
 
 def _categorical_summary(series: pd.Series, role: Role) -> ColumnSummary:
     if isinstance(series.dtype, pd.CategoricalDtype):  # one pass over the codes
-        tally = np.bincount(
-            series.cat.codes.to_numpy() + 1, minlength=len(series.cat.categories) + 1
-        )
+        tally = category_tally(series.cat.codes.to_numpy(), len(series.cat.categories))
         missing = int(tally[0])
         pairs = zip(series.cat.categories, tally[1:], strict=True)
     else:
@@ -177,26 +177,23 @@ def summarize(
 ) -> Summary:
     """Summarise `frame` (rows `row_offset`... of a larger table) against fixed numeric `edges`."""
     roles = roles or {}
-    columns: dict[str, ColumnSummary] = {}
-    for column, kind in kinds.items():
-        if column not in frame.columns:
-            continue
+    present = [c for c in kinds if c in frame.columns]
+
+    def column_summary(column: str) -> ColumnSummary:
         role = roles.get(column, "feature")
-        if kind == "numeric":
-            columns[column] = _numeric_summary(
-                _numeric_values(frame[column], column), edges[column], role
-            )
-        else:
-            columns[column] = _categorical_summary(frame[column], role)
+        if kinds[column] == "numeric":
+            values = _numeric_values(frame[column], column)
+            return _numeric_summary(values, edges[column], role)
+        return _categorical_summary(frame[column], role)
+
+    columns = dict(zip(present, on_every_core(column_summary, present), strict=True))
     keys = row_keys(row_offset, row_offset + len(frame), seed)
-    if (
-        len(frame) > sample_rows
-    ):  # the sample_rows smallest keys (distinct: splitmix64 is a bijection)
+    # the sample: the sample_rows smallest keys (distinct: splitmix64 is a bijection), in key order
+    if len(frame) > sample_rows:
         take = np.argpartition(keys, sample_rows - 1)[:sample_rows]
         take = take[np.argsort(keys[take])]
     else:
-        take = np.arange(len(frame))
-    present = [c for c in kinds if c in frame.columns]
+        take = np.argsort(keys)
     sample = frame.iloc[take][present].reset_index(drop=True)
     sample[KEY] = keys[take]
     return Summary(

@@ -34,18 +34,27 @@ def by_column(report):
     return {c.column: c for c in report.columns}
 
 
-def test_ks_equals_scipy_on_the_stored_samples():
+@pytest.mark.parametrize("shift", [0.0, 0.08, 0.3])
+def test_ks_equals_scipy_on_the_stored_samples(shift):
     rng = np.random.default_rng(0)
-    ref, cur = frame(rng, 3000), frame(rng, 2000, shift=0.3)
+    ref, cur = frame(rng, 3000), frame(rng, 2000, shift=shift)
     cur.loc[:9, "a"] = np.nan
     profile = build_profile(ref, sample_rows=10_000)
     col = by_column(compute_drift(profile, cur))["a"]
-    expected = stats.ks_2samp(ref["a"].to_numpy(), cur["a"].dropna().to_numpy())
-    assert col.statistic == pytest.approx(expected.statistic, abs=1e-9)
+    # the samples hold every finite value; the reference's is cut to the current's 1,990
+    used = profile.finite_sample("a")[:1990]
+    assert col.sample_size == 1990 and np.isin(used, ref["a"]).all()
+    current = cur["a"].dropna().to_numpy()
+    expected = stats.ks_2samp(used, current)
+    assert col.statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert col.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
     sd = ref["a"].std(ddof=1)
-    w = stats.wasserstein_distance(ref["a"], cur["a"].dropna()) / sd
+    w = stats.wasserstein_distance(used, current) / sd
     assert col.effect == pytest.approx(w, rel=1e-9) and col.effect_name == "wasserstein_sd"
+    # column "b" has no missing values: the current sample is whole, the reference's its first 2,000
+    b = by_column(compute_drift(profile, cur))["b"]
+    expected = stats.ks_2samp(profile.finite_sample("b")[:2000], cur["b"])
+    assert b.sample_size == 2000 and b.p_value == pytest.approx(expected.pvalue, rel=1e-9)
 
 
 def test_chi_square_js_psi_and_unseen_categories_equal_their_definitions():
