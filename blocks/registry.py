@@ -18,10 +18,12 @@ The log is the audit trail: when, from which version to which, why, by which run
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, ClassVar
@@ -30,7 +32,7 @@ import skops.io
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from blocks.storage import Store
+from blocks.storage import Staged, Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")
@@ -173,11 +175,15 @@ class ModelRegistry(Block):
         claim = json.dumps({"at": datetime.now(UTC).isoformat()}).encode()
         for _ in range(MAX_CLAIM_ATTEMPTS):
             try:
+                # No fsync: the claim's bytes are never read, and fsyncing them would not make its
+                # name durable anyway; the fsyncs of the version's files below carry the claim's
+                # link to disk with them (journalled metadata is ordered), before metadata.json.
                 store.create(
                     store.path(
                         check_name("model name", name), "versions", f"{number:06d}", ".claim"
                     ),
                     claim,
+                    durable=False,
                 )
                 break
             except FileExistsError:
@@ -190,20 +196,38 @@ class ModelRegistry(Block):
         files: dict[str, bytes] = {"model.skops": skops.io.dumps(model)}
         if profile is not None:
             files["profile.json"] = json.dumps(profile, allow_nan=False).encode()
-        for file_name, data in files.items():
-            store.put(f"{folder}/{file_name}", data)
-        meta = {
-            "name": name,
-            "version": number,
-            "created_at": datetime.now(UTC).isoformat(),
-            "files": {file_name: _sha256(data) for file_name, data in files.items()},
+        head = {"name": name, "version": number, "created_at": datetime.now(UTC).isoformat()}
+        tail = {
             "metrics": metrics,
             "decision": decision,
             "lineage": {**lineage, "packages": dict(_package_versions())},
             "schema": schema,
         }
-        store.create(f"{folder}/metadata.json", json.dumps(meta, indent=2, default=str).encode())
-        return self._read_version(name, number)
+        # A second thread hashes the files and stages metadata.json while this one writes them:
+        # sha256 and fsync release the GIL, so they overlap (half of a 1 MB register, issue 6).
+        # Only this thread touches the filesystem object; staging on object storage does no I/O.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            staging = pool.submit(
+                self._stage_metadata, f"{folder}/metadata.json", head, tail, files
+            )
+            try:
+                for file_name, data in files.items():
+                    store.put(f"{folder}/{file_name}", data)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    staging.result()[0].discard()
+                raise
+            staged, meta = staging.result()
+        staged.commit()  # the version exists from here on, with every file already durable
+        return self._version_of(name, number, folder, meta)
+
+    def _stage_metadata(
+        self, path: str, head: dict[str, Any], tail: dict[str, Any], files: dict[str, bytes]
+    ) -> tuple[Staged, dict[str, Any]]:
+        """Stage metadata.json (not visible yet) and return it with the metadata as stored."""
+        hashes = {file_name: _sha256(data) for file_name, data in files.items()}
+        raw = json.dumps({**head, "files": hashes, **tail}, indent=2, default=str).encode()
+        return self.store.stage(path, raw), json.loads(raw)
 
     def set_alias(
         self,
@@ -271,11 +295,14 @@ class ModelRegistry(Block):
 
     # ----------------------------------------------------------------- reading
     def versions(self, name: str) -> list[int]:
-        """Numbers of the complete versions, ascending."""
-        store = self.store
-        folder = self._versions_dir(name)
-        numbers = [int(n) for n in store.children(folder) if n.isdigit()]
-        return [n for n in sorted(numbers) if store.exists(f"{folder}/{n:06d}/metadata.json")]
+        """Numbers of the complete versions, ascending: one listing (on S3 one paged LIST, not a
+        request per version)."""
+        complete = (
+            f.split("/")[0]
+            for f in self.store.find(self._versions_dir(name))
+            if f.count("/") == 1 and f.endswith("/metadata.json")
+        )
+        return sorted(int(n) for n in complete if n.isdigit())
 
     def names(self) -> list[str]:
         """Model names that have at least one complete version."""
@@ -346,6 +373,10 @@ class ModelRegistry(Block):
             meta = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise RegistryError(f"{meta_path}: damaged metadata ({exc})") from exc
+        return self._version_of(name, version, folder, meta)
+
+    @staticmethod
+    def _version_of(name: str, version: int, folder: str, meta: dict[str, Any]) -> ModelVersion:
         return ModelVersion(
             name=name,
             version=version,

@@ -9,10 +9,15 @@ temporary file and hard-links it to the target (`link` fails if the target exist
 (S3 and compatible, through s3fs): a single PUT is atomic, and `create` is a conditional PUT with
 `If-None-Match: *`, which s3fs sends for `pipe_file(..., mode="create")`; the store refuses it with
 412 Precondition Failed when the key exists, and s3fs raises `FileExistsError`.
+
+`create` is `stage` then `commit`: staging writes (and fsyncs) the hidden temporary file, committing
+links it into place. Splitting them lets a caller stage a file while it writes others, and make it
+visible only after they are all durable. On object storage staging only holds the bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import Any
@@ -49,9 +54,12 @@ class Store:
 
     def create(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """`durable=False` skips the fsync, for markers whose loss in a power cut is harmless."""
+        self.stage(path, data, durable=durable).commit()
+
+    def stage(self, path: str, data: bytes, *, durable: bool = True) -> Staged:
+        """Write `data` where `commit` will make it appear at `path`; nothing is visible yet."""
         if not self.local:
-            self.fs.pipe_file(path, data, mode="create")
-            return
+            return Staged(self, path, data, None)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "wb") as handle:
@@ -59,16 +67,27 @@ class Store:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
+        return Staged(self, path, b"", tmp)
 
     def read(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
+
+    def find(self, path: str) -> list[str]:
+        """Every file below `path`, relative to it, sorted; [] when it does not exist. On object
+        storage this is one paged listing, not a request per folder."""
+        if self.local:
+            return sorted(
+                os.path.relpath(os.path.join(folder, f), path)
+                for folder, _, files in os.walk(path)
+                for f in files
+            )
+        found = self.fs.find(path, withdirs=False)
+        self.fs.invalidate_cache(path)  # do not let later listings answer from this snapshot
+        prefix = f"{path.rstrip('/')}/"
+        return sorted(str(p)[len(prefix) :] for p in found if str(p).startswith(prefix))
 
     def children(self, path: str) -> list[str]:
         """Names directly under `path` (files and folders); [] when it does not exist."""
@@ -81,3 +100,26 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+class Staged:
+    """A file written in full but not visible yet: `commit` creates it exclusively, once."""
+
+    def __init__(self, store: Store, path: str, data: bytes, tmp: str | None):
+        self.store, self.path, self._data, self._tmp = store, path, data, tmp
+
+    def commit(self) -> None:
+        """Make the file appear at `path`; `FileExistsError` if something is there already."""
+        if self._tmp is None:
+            self.store.fs.pipe_file(self.path, self._data, mode="create")
+            return
+        try:
+            os.link(self._tmp, self.path)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the staged bytes without creating anything (idempotent)."""
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)

@@ -138,6 +138,18 @@ def test_a_claimed_but_unfinished_version_is_invisible(registry, model):
         registry.get("m", version=2)
 
 
+def test_staged_metadata_is_invisible_until_committed(registry, model):
+    """register stages metadata.json while it writes the files; staged is not yet a version."""
+    _register(registry, model)
+    store = registry.store
+    store.create(store.path("m", "versions", "000002", ".claim"), b"{}")
+    staged = store.stage(store.path("m", "versions", "000002", "metadata.json"), b"{}")
+    assert registry.versions("m") == [1]
+    staged.discard()
+    assert store.find(store.path("m", "versions", "000002")) == [".claim"]
+    assert store.find(store.path("m", "versions"))[-1] == "000002/.claim"
+
+
 def test_tampered_or_truncated_files_are_refused_by_name(registry, model):
     v = _register(registry, model)
     store = registry.store
