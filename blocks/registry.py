@@ -18,12 +18,10 @@ The log is the audit trail: when, from which version to which, why, by which run
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, ClassVar
@@ -32,7 +30,7 @@ import skops.io
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from blocks.storage import Staged, Store
+from blocks.storage import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")
@@ -196,38 +194,21 @@ class ModelRegistry(Block):
         files: dict[str, bytes] = {"model.skops": skops.io.dumps(model)}
         if profile is not None:
             files["profile.json"] = json.dumps(profile, allow_nan=False).encode()
-        head = {"name": name, "version": number, "created_at": datetime.now(UTC).isoformat()}
-        tail = {
+        for file_name, data in files.items():
+            store.put(f"{folder}/{file_name}", data)
+        meta = {
+            "name": name,
+            "version": number,
+            "created_at": datetime.now(UTC).isoformat(),
+            "files": {file_name: _sha256(data) for file_name, data in files.items()},
             "metrics": metrics,
             "decision": decision,
             "lineage": {**lineage, "packages": dict(_package_versions())},
             "schema": schema,
         }
-        # A second thread hashes the files and stages metadata.json while this one writes them:
-        # sha256 and fsync release the GIL, so they overlap (half of a 1 MB register, issue 6).
-        # Only this thread touches the filesystem object; staging on object storage does no I/O.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            staging = pool.submit(
-                self._stage_metadata, f"{folder}/metadata.json", head, tail, files
-            )
-            try:
-                for file_name, data in files.items():
-                    store.put(f"{folder}/{file_name}", data)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    staging.result()[0].discard()
-                raise
-            staged, meta = staging.result()
-        staged.commit()  # the version exists from here on, with every file already durable
-        return self._version_of(name, number, folder, meta)
-
-    def _stage_metadata(
-        self, path: str, head: dict[str, Any], tail: dict[str, Any], files: dict[str, bytes]
-    ) -> tuple[Staged, dict[str, Any]]:
-        """Stage metadata.json (not visible yet) and return it with the metadata as stored."""
-        hashes = {file_name: _sha256(data) for file_name, data in files.items()}
-        raw = json.dumps({**head, "files": hashes, **tail}, indent=2, default=str).encode()
-        return self.store.stage(path, raw), json.loads(raw)
+        raw = json.dumps(meta, indent=2, default=str).encode()
+        store.create(f"{folder}/metadata.json", raw)  # the version exists from here on
+        return self._version_of(name, number, folder, json.loads(raw))  # as stored, not re-read
 
     def set_alias(
         self,

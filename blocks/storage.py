@@ -10,14 +10,10 @@ temporary file and hard-links it to the target (`link` fails if the target exist
 `If-None-Match: *`, which s3fs sends for `pipe_file(..., mode="create")`; the store refuses it with
 412 Precondition Failed when the key exists, and s3fs raises `FileExistsError`.
 
-`create` is `stage` then `commit`: staging writes (and fsyncs) the hidden temporary file, committing
-links it into place. Splitting them lets a caller stage a file while it writes others, and make it
-visible only after they are all durable. On object storage staging only holds the bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from typing import Any
@@ -54,12 +50,9 @@ class Store:
 
     def create(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """`durable=False` skips the fsync, for markers whose loss in a power cut is harmless."""
-        self.stage(path, data, durable=durable).commit()
-
-    def stage(self, path: str, data: bytes, *, durable: bool = True) -> Staged:
-        """Write `data` where `commit` will make it appear at `path`; nothing is visible yet."""
         if not self.local:
-            return Staged(self, path, data, None)
+            self.fs.pipe_file(path, data, mode="create")
+            return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
         with open(tmp, "wb") as handle:
@@ -67,7 +60,10 @@ class Store:
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        return Staged(self, path, b"", tmp)
+        try:
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
 
     def read(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
@@ -100,26 +96,3 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
-
-
-class Staged:
-    """A file written in full but not visible yet: `commit` creates it exclusively, once."""
-
-    def __init__(self, store: Store, path: str, data: bytes, tmp: str | None):
-        self.store, self.path, self._data, self._tmp = store, path, data, tmp
-
-    def commit(self) -> None:
-        """Make the file appear at `path`; `FileExistsError` if something is there already."""
-        if self._tmp is None:
-            self.store.fs.pipe_file(self.path, self._data, mode="create")
-            return
-        try:
-            os.link(self._tmp, self.path)
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        """Drop the staged bytes without creating anything (idempotent)."""
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)

@@ -138,16 +138,14 @@ def test_a_claimed_but_unfinished_version_is_invisible(registry, model):
         registry.get("m", version=2)
 
 
-def test_staged_metadata_is_invisible_until_committed(registry, model):
-    """register stages metadata.json while it writes the files; staged is not yet a version."""
+def test_versions_lists_only_committed_versions_in_one_listing(registry, model):
     _register(registry, model)
     store = registry.store
     store.create(store.path("m", "versions", "000002", ".claim"), b"{}")
-    staged = store.stage(store.path("m", "versions", "000002", "metadata.json"), b"{}")
+    store.put(store.path("m", "versions", "000002", "model.skops"), b"half")
     assert registry.versions("m") == [1]
-    staged.discard()
-    assert store.find(store.path("m", "versions", "000002")) == [".claim"]
-    assert store.find(store.path("m", "versions"))[-1] == "000002/.claim"
+    assert store.find(store.path("m", "versions", "000002")) == [".claim", "model.skops"]
+    assert store.find(store.path("m", "nothing-here")) == []
 
 
 def test_tampered_or_truncated_files_are_refused_by_name(registry, model):
