@@ -9,7 +9,6 @@ temporary file and hard-links it to the target (`link` fails if the target exist
 (S3 and compatible, through s3fs): a single PUT is atomic, and `create` is a conditional PUT with
 `If-None-Match: *`, which s3fs sends for `pipe_file(..., mode="create")`; the store refuses it with
 412 Precondition Failed when the key exists, and s3fs raises `FileExistsError`.
-
 """
 
 from __future__ import annotations
