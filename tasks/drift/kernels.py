@@ -104,36 +104,6 @@ def _from_key(key: int) -> float:
     return float(np.array([raw], dtype=np.int64).view(np.float64)[0])
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FAST)
-def _below(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    e0, e1, e2, e3, e4, e5, e6, e7, e8, e9 = (
-        e[0],
-        e[1],
-        e[2],
-        e[3],
-        e[4],
-        e[5],
-        e[6],
-        e[7],
-        e[8],
-        e[9],
-    )
-    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = 0
-    for i in range(x.size):
-        v = x[i]
-        b0 += v < e0
-        b1 += v < e1
-        b2 += v < e2
-        b3 += v < e3
-        b4 += v < e4
-        b5 += v < e5
-        b6 += v < e6
-        b7 += v < e7
-        b8 += v < e8
-        b9 += v < e9
-    return np.array([b0, b1, b2, b3, b4, b5, b6, b7, b8, b9])
-
-
 @numba.njit(nogil=True, cache=True)
 def _tally(codes: np.ndarray, size: int) -> np.ndarray:
     # four interleaved tallies, so that consecutive equal codes do not wait on one counter
@@ -209,7 +179,7 @@ class NumericTally(NamedTuple):
 
 
 def numeric_tally(values: np.ndarray, edges: np.ndarray, shift: float) -> NumericTally:
-    """Tally a float64 column against sorted bin `edges` in one pass (more above 8 edges).
+    """Tally a float64 column against sorted bin `edges` in one pass (one more per 10 edges beyond the first 10).
 
     `shift` should be near the mean (the reference's): the squares are summed about it, which keeps
     the variance free of cancellation whatever the column's scale.
@@ -218,12 +188,13 @@ def numeric_tally(values: np.ndarray, edges: np.ndarray, shift: float) -> Numeri
     groups = max(1, math.ceil(edges.size / _GROUP))
     padded = np.full(groups * _GROUP, np.inf)
     padded[: edges.size] = edges
-    s, ss, finite, nan, below, lo, hi = _moments_and_below(
-        values, values.view(np.int64), padded[:_GROUP], shift
-    )
-    parts = [below] + [
-        _below(values, padded[g * _GROUP : (g + 1) * _GROUP]) for g in range(1, groups)
-    ]
+    bits = values.view(np.int64)
+    s, ss, finite, nan, below, lo, hi = _moments_and_below(values, bits, padded[:_GROUP], shift)
+    parts = [below]
+    for g in range(1, groups):  # beyond 10 edges: more passes, only their bin counts kept
+        parts.append(
+            _moments_and_below(values, bits, padded[g * _GROUP : (g + 1) * _GROUP], 0.0)[4]
+        )
     below = np.concatenate(parts)[: edges.size]
     infinite = values.size - finite - nan
     pos_inf = neg_inf = 0
