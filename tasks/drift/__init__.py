@@ -53,6 +53,11 @@ def drift_table(report: DriftReport) -> list[dict[str, object]]:
             "verdict": "DRIFT" if c.drifted else "ok",
             "test": c.test,
             "p_adjusted": fmt(c.p_adjusted),
+            "tested_on": (
+                f"{c.sample_size:,}-value samples"
+                if c.sample_size is not None
+                else ("all counts" if c.p_value is not None else "-")
+            ),
             "effect": f"{fmt(c.effect)} {c.effect_name}" if c.effect is not None else "-",
             "psi": fmt(c.psi),
             "missing": f"{fmt(c.missing_rate_reference)} -> {fmt(c.missing_rate_current)}",

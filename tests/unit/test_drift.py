@@ -13,6 +13,7 @@ from tasks.drift import (
     DriftInputError,
     build_profile,
     compute_drift,
+    drift_table,
     merge,
     psi,
     summarize,
@@ -248,3 +249,12 @@ def test_sd_is_exact_when_the_mean_dwarfs_the_spread():
         ),
     )
     assert parts.columns["x"].sd == pytest.approx(np.std(values, ddof=1), rel=1e-6)
+
+
+def test_drift_table_says_what_each_test_saw():
+    rng = np.random.default_rng(8)
+    ref, cur = frame(rng, 800), frame(rng, 600, shift=1.0)
+    rows = {r["column"]: r for r in drift_table(compute_drift(build_profile(ref), cur))}
+    assert rows["a"]["tested_on"] == "600-value samples" and rows["a"]["verdict"] == "DRIFT"
+    assert rows["c"]["tested_on"] == "all counts"
+    assert list(rows["a"])[:5] == ["column", "role", "verdict", "test", "p_adjusted"]
