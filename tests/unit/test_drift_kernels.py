@@ -82,6 +82,8 @@ def test_ecdf_walk_equals_scipy_with_ties(a, b):
     assert got.wasserstein == pytest.approx(stats.wasserstein_distance(a, b), abs=1e-12)
 
 
+# where scipy's exact sum leaves [0, 1] it warns and goes asymptotic; ct then defers to it as well
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
 @settings(deadline=None, max_examples=200)
 @given(
     st.integers(1, 80).flatmap(
