@@ -33,16 +33,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from timing import map_jobs
 
 from tasks.config import DriftConfig
 from tasks.drift import build_profile, compute_drift
@@ -253,12 +252,7 @@ def main() -> None:
     started = time.perf_counter()
     tasks = [Task(BIG, r, args.seed) for r in range(runs_big)]
     tasks += [Task(n, r, args.seed) for n in reversed(SHIFT_SIZES) for r in range(runs)]
-    if args.jobs > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            results = list(pool.map(run_task, tasks))
-    else:
-        results = [run_task(t) for t in tasks]
+    results = map_jobs(run_task, tasks, args.jobs)
 
     cells: dict[tuple[str, int], list[tuple[bool, bool, bool, str]]] = {}
     for task, outcome in results:

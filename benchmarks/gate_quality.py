@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal, special, stats
+from timing import map_jobs
 
 from tasks.gate.bootstrap import default_block_length, paired_bootstrap, resample_weights
 from tasks.gate.delong import delong_paired
@@ -296,12 +295,7 @@ def main() -> None:
 
     counts: dict[tuple[int, int, int, int], np.ndarray] = {}
     work = batches(trials, args.seed, args.resamples)
-    if args.jobs > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            results = list(pool.map(run_batch, work))
-    else:
-        results = [run_batch(b) for b in work]
+    results = map_jobs(run_batch, work, args.jobs)
     for batch, promoted in results:
         key = (batch.part, batch.scenario, batch.n, batch.shift)
         counts[key] = counts.get(key, np.zeros(len(TESTS), np.int64)) + promoted
