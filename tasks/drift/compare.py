@@ -155,8 +155,9 @@ def _numeric(
     column: str, profile: ReferenceProfile, current: Summary, config: DriftConfig
 ) -> _Pending:
     ref, cur = profile.columns[column], current.columns[column]
+    reference = profile.finite_sample(column)
     ref_sample, cur_sample = equal_samples(
-        profile.finite_sample(column),
+        reference,
         _finite(current.sample[column]) if column in current.sample else np.array([]),
     )
     common = {
@@ -174,7 +175,7 @@ def _numeric(
     counts_cur = np.array([cur.counts.get(str(i), 0) for i in range(bins)], dtype=float)
     index = psi(counts_ref, counts_cur) if counts_ref.sum() and counts_cur.sum() else None
     if ref_sample.size == 0:
-        side = "current" if profile.finite_sample(column).size else "reference"
+        side = "current" if reference.size else "reference"
         return _Pending(
             test="none",
             statistic=None,

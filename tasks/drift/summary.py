@@ -97,9 +97,7 @@ class Summary(BaseModel):
 def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
     if series.dtype == np.float64:  # the common case: no copy
         return series.to_numpy()
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=float, na_value=np.nan)
-    if pd.api.types.is_numeric_dtype(series):
+    if pd.api.types.is_numeric_dtype(series):  # bool and nullable dtypes too
         return series.to_numpy(dtype=float, na_value=np.nan)
     values = pd.to_numeric(series, errors="coerce")
     bad = values.isna() & series.notna()
