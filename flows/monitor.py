@@ -63,6 +63,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
                 "share_drifted": drift.share_drifted,
                 "report": drift_table(drift),
             },
+            origin="monitor",
         )
     performance = None
     if labelled:
@@ -93,6 +94,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
                         "champion_version": champion.version,
                         **performance.model_dump(),
                     },
+                    origin="monitor",
                 )
     return MonitorResult(
         source=data,

@@ -73,7 +73,7 @@ def find_events(name: str, resource_id: str, *, since: str | None = None) -> lis
 def announce(event: str, name: str, payload: dict[str, Any], origin: str = "ct-step") -> str | None:
     """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth)."""
     emitted = emit_event(
-        event=event, resource=model_resource(name), payload={"name": name, **payload}
+        event=event, resource=model_resource(name, origin), payload={"name": name, **payload}
     )
     get_run_logger().info("Event %s for ct.model.%s", event, name)
     return None if emitted is None else str(emitted.id)

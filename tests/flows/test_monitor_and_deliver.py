@@ -48,6 +48,9 @@ def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained):
         time.sleep(1)
     degraded = _events("ct.performance.degraded")
     assert degraded and degraded[0]["payload"]["p_value"] < 0.05
+    # tagged as the monitor's, which is what the ct-on-drift trigger matches (prefect.yaml)
+    assert degraded[0]["resource"]["ct.origin"] == "monitor"
+    assert any(e["resource"]["ct.origin"] == "monitor" for e in _events("ct.drift.detected"))
 
 
 def test_monitor_without_labels_and_without_drift_is_quiet(trained):
