@@ -57,6 +57,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
             name,
             {
                 "source": data,
+                "labelled": bool(labelled),  # ct-on-drift retrains only on labelled batches
                 "batch_id": batch.batch_id,
                 "champion_version": champion.version,
                 "columns": drift.drifted_columns,

@@ -50,7 +50,8 @@ def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained):
     assert degraded and degraded[0]["payload"]["p_value"] < 0.05
     # tagged as the monitor's, which is what the ct-on-drift trigger matches (prefect.yaml)
     assert degraded[0]["resource"]["ct.origin"] == "monitor"
-    assert any(e["resource"]["ct.origin"] == "monitor" for e in _events("ct.drift.detected"))
+    drift = [e for e in _events("ct.drift.detected") if e["resource"]["ct.origin"] == "monitor"]
+    assert drift and drift[-1]["payload"]["labelled"] is True  # ct-on-drift's parameter
 
 
 def test_monitor_without_labels_and_without_drift_is_quiet(trained):
