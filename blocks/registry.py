@@ -30,9 +30,10 @@ import skops.io
 from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from blocks.names import NAME_PATTERN
 from blocks.storage import Store
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(NAME_PATTERN)
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")
 MAX_CLAIM_ATTEMPTS = 10_000
 
@@ -148,10 +149,11 @@ class ModelRegistry(Block):
     def _versions_dir(self, name: str) -> str:
         return self.store.path(check_name("model name", name), "versions")
 
+    def _aliases_dir(self, name: str) -> str:
+        return self.store.path(check_name("model name", name), "aliases")
+
     def _alias_dir(self, name: str, alias: str) -> str:
-        return self.store.path(
-            check_name("model name", name), "aliases", check_name("alias", alias)
-        )
+        return f"{self._aliases_dir(name)}/{check_name('alias', alias)}"
 
     # ----------------------------------------------------------------- writing
     def register(
@@ -176,13 +178,7 @@ class ModelRegistry(Block):
                 # No fsync: the claim's bytes are never read, and fsyncing them would not make its
                 # name durable anyway; the fsyncs of the version's files below carry the claim's
                 # link to disk with them (journalled metadata is ordered), before metadata.json.
-                store.create(
-                    store.path(
-                        check_name("model name", name), "versions", f"{number:06d}", ".claim"
-                    ),
-                    claim,
-                    durable=False,
-                )
+                store.create(f"{versions}/{number:06d}/.claim", claim, durable=False)
                 break
             except FileExistsError:
                 number += 1
@@ -286,10 +282,13 @@ class ModelRegistry(Block):
         return sorted(int(n) for n in complete if n.isdigit())
 
     def names(self) -> list[str]:
-        """Model names that have at least one complete version."""
-        return [
-            n for n in self.store.children(self.store.root) if _NAME.match(n) and self.versions(n)
-        ]
+        """Model names that have at least one complete version: one listing of the whole store."""
+        complete = {
+            f.split("/")[0]
+            for f in self.store.find(self.store.root)
+            if re.fullmatch(r"[^/]+/versions/\d+/metadata\.json", f)
+        }
+        return sorted(n for n in complete if _NAME.match(n))
 
     def _entry_names(self, name: str, alias: str) -> tuple[str, list[str]]:
         """The alias folder and its entry file names, oldest first (names sort by sequence)."""
@@ -314,9 +313,7 @@ class ModelRegistry(Block):
     def aliases(self, name: str) -> dict[str, int]:
         """Current target of each alias; `previous` is the champion before the current one."""
         found: dict[str, int] = {}
-        for alias in self.store.children(
-            self.store.path(check_name("model name", name), "aliases")
-        ):
+        for alias in self.store.children(self._aliases_dir(name)):
             latest = self._latest_entry(name, alias)
             if latest is not None:
                 found[alias] = latest.version

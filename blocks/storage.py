@@ -32,9 +32,6 @@ class Store:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    def url(self, *parts: str) -> str:
-        return self.fs.unstrip_protocol(self.path(*parts)) if not self.local else self.path(*parts)
-
     def put(self, path: str, data: bytes) -> None:
         if not self.local:
             self.fs.pipe_file(path, data)
@@ -66,9 +63,6 @@ class Store:
 
     def read(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
-
-    def exists(self, path: str) -> bool:
-        return bool(self.fs.exists(path))
 
     def find(self, path: str) -> list[str]:
         """Every file below `path`, relative to it, sorted; [] when it does not exist. On object

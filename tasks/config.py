@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from blocks.names import NAME_PATTERN
 from tasks.errors import ConfigError
 
 #: Modules an estimator may be imported from. A dotted path is code execution, so it is allow-listed.
@@ -31,7 +32,7 @@ class _Section(BaseModel):
 class DatasetConfig(_Section):
     """What the data looks like. Feature lists left empty are inferred from the first batch."""
 
-    name: str = Field("demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field("demo", pattern=NAME_PATTERN)
     target: str = "churned"
     time_column: str | None = "event_time"
     numeric: list[str] | None = None

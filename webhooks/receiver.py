@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from blocks.names import NAME_PATTERN
 from tasks.data import check_allowed
 from tasks.errors import DataLoadError
 
@@ -80,7 +81,7 @@ class Arrival(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    dataset: str = Field(pattern=NAME_PATTERN)
     path: str = Field(min_length=1, max_length=4096)
     rows: int | None = Field(default=None, ge=0)
     note: str | None = Field(default=None, max_length=1000)
