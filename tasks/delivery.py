@@ -11,7 +11,6 @@ never a mix. Older versions beyond `previous` are removed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -45,7 +44,8 @@ def deliver_version(
 ) -> Delivery:
     """Put `version` of `name` into service under `serving_dir` and return what was done."""
     mv = registry.get(name, version=version)
-    model = registry.read_file(mv, "model.skops")  # sha256-checked
+    model = registry.read_file(mv, "model.skops")  # checked against this sha256
+    sha = mv.files["model.skops"]
     folder = serving_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"v{version}"
@@ -56,7 +56,7 @@ def deliver_version(
         manifest = {
             "name": name,
             "version": version,
-            "sha256": hashlib.sha256(model).hexdigest(),
+            "sha256": sha,
             "metrics": mv.metadata.get("metrics", {}),
             "decision": mv.metadata.get("decision"),
             "registry": registry.url,
@@ -73,11 +73,10 @@ def deliver_version(
     if previous is not None:
         _point(folder / "previous", f"v{previous}")
     _point(current, f"v{version}")
-    keep = {f"v{version}"} | ({f"v{previous}"} if previous is not None else set())
-    if (folder / "previous").is_symlink():
+    keep = {f"v{version}"}
+    if (folder / "previous").is_symlink():  # whatever it points at, just set or from before
         keep.add(os.readlink(folder / "previous"))
     for old in folder.glob("v*"):
         if old.is_dir() and old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
-    sha = json.loads((target / "manifest.json").read_text())["sha256"]
     return Delivery(name=name, version=version, path=str(target), sha256=sha, previous=previous)
