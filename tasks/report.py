@@ -45,6 +45,7 @@ BACKTEST_COLUMNS = [
     "metric_static",
     "drift",
     "drifted_columns",
+    "quarantined",
     "retrained",
     "promoted",
     "p_value",
