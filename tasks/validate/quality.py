@@ -48,7 +48,6 @@ def expectation_specs(
     specs: list[tuple[str, dict[str, Any]]] = [
         ("ExpectTableRowCountToBeBetween", {"min_value": min_rows, "max_value": max_rows})
     ]
-    sample = profile.sample_frame()
     for column, kind in profile.kinds.items():
         summary = profile.columns[column]
         null_share = min(1.0, summary.missing_rate + 0.05)
@@ -60,10 +59,7 @@ def expectation_specs(
             )
         )
         if kind == "numeric":
-            values = pd.to_numeric(sample[column], errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan
-            )
-            values = values[np.isfinite(values)]
+            values = profile.finite_sample(column)
             if values.size:
                 low, high = np.quantile(values, [0.005, 0.995])
                 slack = tolerance * max(float(high - low), 1e-9)
