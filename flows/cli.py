@@ -431,6 +431,8 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     with prefect_backend(args.prefect):
         from prefect.events import emit_event
 
+        from tasks.release import model_resource
+
         if args.action == "promote":
             current = registry.champion(args.name)
             expected = (
@@ -445,10 +447,7 @@ def _cmd_registry(args: argparse.Namespace) -> int:
             entry = registry.rollback(args.name, reason=args.reason)
         emit_event(
             event="ct.model.promoted",
-            resource={
-                "prefect.resource.id": f"ct.model.{args.name}",
-                "prefect.resource.name": args.name,
-            },
+            resource=model_resource(args.name, origin="cli"),
             payload={
                 "name": args.name,
                 "version": entry.version,
