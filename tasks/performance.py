@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from tasks.gate.metrics import get_metric
+from tasks.gate.paired_tests import paired_t
 
 
 class Degradation(BaseModel):
@@ -58,12 +59,8 @@ def degradation_test(
                 errors, n, min(max(1 - recorded, 1e-12), 1 - 1e-12), alternative="greater"
             ).pvalue
         )
-    else:
-        p = (
-            float(stats.ttest_1samp(rows, recorded, alternative="greater").pvalue)
-            if rows.std() > 0
-            else (0.0 if observed > recorded else 1.0)
-        )
+    else:  # a one-sample t-test of the rows' excess over the recorded level
+        p = paired_t(rows - recorded, alpha=alpha).p_value
     degraded = n >= 10 and p < alpha and change >= min_effect and change > 0
     reason = (
         f"{metric} on {n} labelled rows is {observed:.4f} vs {recorded:.4f} recorded at promotion "
