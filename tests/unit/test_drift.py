@@ -41,7 +41,8 @@ def test_ks_equals_scipy_on_the_stored_samples(shift):
     ref, cur = frame(rng, 3000), frame(rng, 2000, shift=shift)
     cur.loc[:9, "a"] = np.nan
     profile = build_profile(ref, sample_rows=10_000)
-    col = by_column(compute_drift(profile, cur))["a"]
+    columns = by_column(compute_drift(profile, cur))
+    col = columns["a"]
     # the samples hold every finite value; the reference's is cut to the current's 1,990
     used = profile.finite_sample("a")[:1990]
     assert col.sample_size == 1990 and np.isin(used, ref["a"]).all()
@@ -53,7 +54,7 @@ def test_ks_equals_scipy_on_the_stored_samples(shift):
     w = stats.wasserstein_distance(used, current) / sd
     assert col.effect == pytest.approx(w, rel=1e-9) and col.effect_name == "wasserstein_sd"
     # column "b" has no missing values: the current sample is whole, the reference's its first 2,000
-    b = by_column(compute_drift(profile, cur))["b"]
+    b = columns["b"]
     expected = stats.ks_2samp(profile.finite_sample("b")[:2000], cur["b"])
     assert b.sample_size == 2000 and b.p_value == pytest.approx(expected.pvalue, rel=1e-9)
 
