@@ -22,8 +22,7 @@ run: $(STAMP)  ## backtest continuous training over the built-in demo stream
 	$(BIN)/python flows/ct.py
 
 server: $(STAMP)  ## a local Prefect server on 127.0.0.1:4200 that every ct command then reuses
-	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE=1000 \
-	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL=1 \
+	env $$($(BIN)/python -c 'from flows.prefect_server import RECORDER_ENV as e; print(*(f"{k}={v}" for k, v in e.items()))') \
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 stack: $(STAMP)  ## server + deployments + worker + webhook receiver on 127.0.0.1 (Ctrl-C stops all)
@@ -54,7 +53,8 @@ test: lint typecheck $(STAMP)  ## lint, types, then every test
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## run every benchmark
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out benchmarks/timing.py,$(wildcard benchmarks/*.py)); do \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:  ## remove the environment and local state
 	rm -rf $(VENV) .ct

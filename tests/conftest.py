@@ -2,9 +2,8 @@
 
 import os
 
-from flows.prefect_server import RECORDER_ENV  # imports no Prefect
+from webhooks.devstack import SERVER_SETTINGS  # imports no Prefect
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# The test server records task events in batches, as every server ct starts does.
-for name, value in RECORDER_ENV.items():
+# No telemetry, and the test server records task events in batches, as every server ct starts does.
+for name, value in SERVER_SETTINGS.items():
     os.environ.setdefault(name, value)
