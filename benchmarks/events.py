@@ -15,30 +15,17 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
-from standardwebhooks.webhooks import Webhook
 
-from webhooks.devstack import LocalStack, wait_for
+from webhooks.devstack import LocalStack, signed_headers, wait_for
 
 LATENCY_REQUESTS = 20
 THROUGHPUT_REQUESTS = 400
 CONNECTIONS = 4
-
-
-def signed(secret: str, body: bytes) -> dict[str, str]:
-    message_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body.decode()),
-        "content-type": "application/json",
-    }
 
 
 def finished_run(api: str, dataset: str) -> dict[str, object] | None:
@@ -58,7 +45,7 @@ def latency(stack: LocalStack) -> list[float]:
         ).encode()
         sent = time.time()
         response = httpx.post(
-            f"{stack.hooks}/hooks/data", content=body, headers=signed(stack.secret, body)
+            f"{stack.hooks}/hooks/data", content=body, headers=signed_headers(stack.secret, body)
         )
         assert response.status_code == 202, response.text
         run = wait_for(
@@ -78,7 +65,7 @@ def throughput(stack: LocalStack, *, signed_requests: bool) -> float:
         json.dumps({"dataset": "tp", "path": str(stack.landing / f"t{i}.csv")}).encode()
         for i in range(THROUGHPUT_REQUESTS)
     ]
-    headers = [signed(stack.secret, b) for b in bodies]
+    headers = [signed_headers(stack.secret, b) for b in bodies]
     clients = [httpx.Client(timeout=30) for _ in range(CONNECTIONS)]
 
     def send(i: int) -> int:

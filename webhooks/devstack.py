@@ -17,12 +17,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from flows.prefect_server import RECORDER_ENV
 
@@ -50,6 +53,20 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
             return value
         time.sleep(every)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def signed_headers(
+    secret: str, body: bytes, *, message_id: str | None = None, when: datetime | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers a sender puts on `body` (for the tests and the benchmark)."""
+    message_id = message_id or f"msg_{uuid.uuid4().hex}"
+    when = when or datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, when, body.decode(errors="replace")),
+        "content-type": "application/json",
+    }
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

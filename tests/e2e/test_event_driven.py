@@ -12,19 +12,16 @@ import base64
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from tasks.demo import demo_batch
-from webhooks.devstack import LocalStack, wait_for
+from webhooks.devstack import LocalStack, signed_headers, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode()
 
@@ -49,14 +46,7 @@ def signed_post(
     secret: str = SECRET,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    message_id = message_id or f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    sent = {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body.decode(errors="replace")),
-        "content-type": "application/json",
-    } | (headers or {})
+    sent = signed_headers(secret, body, message_id=message_id) | (headers or {})
     return httpx.post(f"{hooks}/hooks/data", content=body, headers=sent, timeout=10)
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from standardwebhooks.webhooks import Webhook
 
 from tasks.release import find_events
+from webhooks.devstack import signed_headers
 from webhooks.receiver import ReceiverSettings, create_app
 
 SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes long!!").decode()
@@ -39,15 +38,7 @@ def signed(
     message_id: str | None = None,
     secret: str = SECRET,
 ):
-    message_id = message_id or f"msg_{uuid.uuid4().hex}"
-    when = when or datetime.now(UTC)
-    signature = Webhook(secret).sign(message_id, when, body.decode())
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-    }
+    return signed_headers(secret, body, message_id=message_id, when=when)
 
 
 def arrival(path, dataset="wh-test") -> bytes:
