@@ -1,5 +1,8 @@
 """Flow tests run on a real Prefect backend: one `prefect_test_harness` server for the session."""
 
+import time
+from collections.abc import Callable
+
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
@@ -8,3 +11,26 @@ from prefect.testing.utilities import prefect_test_harness
 def prefect_backend():
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def events_until():
+    """Poll Prefect's event log: `events_until(name, resource_id, enough)` returns the events once
+    `enough(events)` holds, or the last ones seen after `timeout` s (the caller asserts on them)."""
+    from tasks.release import find_events
+
+    def poll(
+        name: str,
+        resource_id: str,
+        enough: Callable[[list[dict]], bool] = bool,
+        *,
+        timeout: float = 30,
+    ) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            events = find_events(name, resource_id)
+            if enough(events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.5)
+
+    return poll

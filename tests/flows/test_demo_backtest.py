@@ -1,7 +1,5 @@
 """The default run, end to end: `python flows/ct.py` backtests the demo stream (issue 3)."""
 
-import time
-
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
@@ -10,7 +8,6 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.registry import ModelRegistry
 from flows.cli import main
 from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
-from tasks.release import find_events
 
 NAME = "demo-e2e"
 REQUIRED = [
@@ -80,22 +77,18 @@ def test_registry_holds_exactly_the_versions_the_table_reports(demo):
     assert newest.metadata["decision"]["promote"] is True
 
 
-def _events(client, name):
-    return find_events(name, f"ct.model.{NAME}")
-
-
-def test_events_and_artifacts_reach_the_server(demo):
+def test_events_and_artifacts_reach_the_server(demo, events_until):
     _, table = demo
     promotions = int(table["promoted"].sum())
     rejections = int((table["outcome"] == "rejected").sum())
+    resource = f"ct.model.{NAME}"
+    promoted = events_until(
+        "ct.model.promoted", resource, lambda es: len(es) >= promotions, timeout=60
+    )
+    rejected = events_until(
+        "ct.gate.rejected", resource, lambda es: len(es) >= rejections, timeout=60
+    )
     with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            promoted = _events(client, "ct.model.promoted")
-            rejected = _events(client, "ct.gate.rejected")
-            if len(promoted) >= promotions and len(rejected) >= rejections:
-                break
-            time.sleep(1)
         assert len(promoted) == promotions and len(rejected) == rejections
         versions = sorted(e["payload"]["version"] for e in promoted)
         assert versions == sorted(int(v) for v in table["new_version"].dropna())

@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from flows.deliver import deliver
 from flows.monitor import monitor
 from tasks.config import CTConfig, DatasetConfig
 from tasks.demo import demo_batch
-from tasks.release import find_events
 
 NAME = "monitor-e2e"
 
@@ -29,11 +27,7 @@ def trained(tmp_path_factory):
     return root, config
 
 
-def _events(name: str) -> list[dict]:
-    return find_events(name, f"ct.model.{NAME}")
-
-
-def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained):
+def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained, events_until):
     root, config = trained
     # the champion (v1) learned the world before the abrupt change at batch 6
     path = root / "prod-new-world.csv"
@@ -41,16 +35,16 @@ def test_monitor_flags_drift_and_degradation_after_the_concept_changes(trained):
     result = monitor(str(path), config)
     assert result.drift.drifted and "usage_hours" in result.drift.drifted_columns
     assert result.performance is not None and result.performance.degraded
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (
-        _events("ct.drift.detected") and _events("ct.performance.degraded")
-    ):
-        time.sleep(1)
-    degraded = _events("ct.performance.degraded")
+    resource = f"ct.model.{NAME}"
+    degraded = events_until("ct.performance.degraded", resource)
     assert degraded and degraded[0]["payload"]["p_value"] < 0.05
     # tagged as the monitor's, which is what the ct-on-drift trigger matches (prefect.yaml)
     assert degraded[0]["resource"]["ct.origin"] == "monitor"
-    drift = [e for e in _events("ct.drift.detected") if e["resource"]["ct.origin"] == "monitor"]
+
+    def monitors(events):
+        return [e for e in events if e["resource"]["ct.origin"] == "monitor"]
+
+    drift = monitors(events_until("ct.drift.detected", resource, monitors))
     assert drift and drift[-1]["payload"]["labelled"] is True  # ct-on-drift's parameter
 
 

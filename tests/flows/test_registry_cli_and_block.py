@@ -1,7 +1,5 @@
 """The registry as users operate it: a saved block, and `python flows/ct.py registry ...` (issue 6)."""
 
-import time
-
 import pytest
 
 from blocks.registry import ModelRegistry
@@ -9,7 +7,6 @@ from flows.cli import main
 from flows.ct import continuous_training
 from tasks.config import CTConfig, RegistryConfig
 from tasks.demo import write_demo_stream
-from tasks.release import find_events
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +31,7 @@ def test_list_and_show(trained, capsys):
     assert '"version": 1' in capsys.readouterr().out
 
 
-def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys):
+def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys, events_until):
     registry, _ = trained
     assert main(["registry", "rollback", "demo", "--registry", registry.url]) == 0
     assert registry.aliases("demo")["champion"] == 1
@@ -49,14 +46,12 @@ def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys
         "manual rollback",
         "manual promotion",
     ]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        events = find_events("ct.model.promoted", "ct.model.demo")
-        manual = [e for e in events if e["payload"]["decision"].get("manual")]
-        if len(manual) >= 2:
-            break
-        time.sleep(1)
-    assert sorted(e["payload"]["version"] for e in manual) == [1, 2]
+
+    def manual(events):
+        return [e for e in events if e["payload"]["decision"].get("manual")]
+
+    events = events_until("ct.model.promoted", "ct.model.demo", lambda es: len(manual(es)) >= 2)
+    assert sorted(e["payload"]["version"] for e in manual(events)) == [1, 2]
 
 
 def test_a_saved_block_is_loaded_by_name_and_used_by_the_flow(tmp_path, trained):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tasks.release import find_events
 from webhooks.devstack import signed_headers
 from webhooks.receiver import ReceiverSettings, create_app
 
@@ -45,18 +43,15 @@ def arrival(path, dataset="wh-test") -> bytes:
     return json.dumps({"dataset": dataset, "path": str(path)}).encode()
 
 
-def test_a_signed_arrival_becomes_a_prefect_event(client, landing):
+def test_a_signed_arrival_becomes_a_prefect_event(client, landing, events_until):
     body = arrival(landing / "b1.csv")
     response = client.post("/hooks/data", content=body, headers=signed(body))
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
-    deadline = time.monotonic() + 30
-    found: list[dict] = []
-    while time.monotonic() < deadline and not found:
-        found = [
-            e for e in find_events("ct.data.arrived", "ct.dataset.wh-test") if e["id"] == event_id
-        ]
-        time.sleep(0.5)
+    events = events_until(
+        "ct.data.arrived", "ct.dataset.wh-test", lambda es: any(e["id"] == event_id for e in es)
+    )
+    found = [e for e in events if e["id"] == event_id]
     assert found and found[0]["payload"]["path"] == str(landing / "b1.csv")
 
 
