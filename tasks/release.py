@@ -48,23 +48,31 @@ def model_resource(name: str, origin: str = "ct-step") -> dict[str, str]:
 
 
 def find_events(name: str, resource_id: str, *, since: str | None = None) -> list[dict[str, Any]]:
-    """Events `name` of one resource from Prefect's event log, oldest first, every page."""
+    """Events `name` of one resource from Prefect's event log, oldest first, every page (the
+    server returns at most 50 per page), as JSON-ready dicts."""
     from prefect.client.orchestration import get_client
+    from prefect.events.filters import (
+        EventFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+        EventOrder,
+        EventResourceFilter,
+    )
 
-    query: dict[str, Any] = {
-        "event": {"name": [name]},
-        "resource": {"id": [resource_id]},
-        "order": "ASC",
-    }
+    query = EventFilter(
+        event=EventNameFilter(name=[name]),
+        resource=EventResourceFilter(id=[resource_id]),
+        order=EventOrder.ASC,
+    )
     if since is not None:
-        query["occurred"] = {"since": since}
+        query.occurred = EventOccurredFilter(since=since)
     events: list[dict[str, Any]] = []
     with get_client(sync_client=True) as client:
-        page = client.request("POST", "/events/filter", json={"filter": query, "limit": 50}).json()
-        events += page.get("events", [])
-        while page.get("next_page"):  # the server returns at most 50 per page
-            page = client._client.get(page["next_page"]).json()
-            events += page.get("events", [])
+        page = client.read_events(query, limit=50)
+        events += [e.model_dump(mode="json") for e in page.events]
+        while page.next_page:
+            page = client.read_events_page(str(page.next_page))
+            events += [e.model_dump(mode="json") for e in page.events]
     return events
 
 
