@@ -45,6 +45,8 @@ class ColumnDrift(BaseModel):
     p_adjusted: float | None
     effect: float | None
     effect_name: str
+    #: The effect a column must reach to drift (with significance); None where it does not apply.
+    effect_floor: float | None = None
     psi: float | None = None
     #: Values per side in the KS / Wasserstein samples (numeric columns).
     sample_size: int | None = None
@@ -310,6 +312,7 @@ def _verdict(
         p_adjusted=p_adj,
         effect=None if item.effect is None else float(item.effect),
         effect_name=item.effect_name,
+        effect_floor=item.floor,
         psi=item.psi,
         sample_size=item.sample_size,
         missing_rate_reference=ref_missing,

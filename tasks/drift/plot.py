@@ -9,6 +9,7 @@ import pandas as pd
 
 from tasks.drift.compare import DriftReport
 from tasks.drift.profile import ReferenceProfile
+from tasks.drift.summary import category_label
 
 MAX_PANELS = 6
 
@@ -24,7 +25,7 @@ def plot_drift(
 
     tested = [c for c in report.columns if c.effect is not None and c.column in current.columns]
     tested.sort(
-        key=lambda c: (not c.drifted, -(c.effect or 0.0) / max(1e-12, _floor_scale(c.effect_name)))
+        key=lambda c: (not c.drifted, -(c.effect or 0.0) / max(1e-12, c.effect_floor or 0.0))
     )
     chosen = tested[:MAX_PANELS]
     cols = min(3, max(1, len(chosen)))
@@ -45,13 +46,7 @@ def plot_drift(
             ax.hist(cur, bins=edges, density=True, alpha=0.5, color=colour, label="current")
             detail = f"moved {item.effect:.2f} sd"
         else:
-            ref_counts = pd.Series(profile.columns[item.column].counts, dtype=float)
-            cur_counts = current[item.column].dropna().astype(str).value_counts().astype(float)
-            shares = pd.concat(
-                [ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()], axis=1
-            ).fillna(0)
-            shares.columns = ["reference", "current"]
-            shares = shares.sort_values("reference", ascending=False).head(12)
+            shares = category_shares(profile, current, item.column).head(12)
             x = np.arange(len(shares))
             ax.bar(x - 0.2, shares["reference"], 0.4, color="#888888", label="reference")
             ax.bar(x + 0.2, shares["current"], 0.4, color=colour, label="current")
@@ -79,5 +74,13 @@ def plot_drift(
     return path
 
 
-def _floor_scale(effect_name: str) -> float:
-    return 0.1 if effect_name == "wasserstein_sd" else 0.05
+def category_shares(profile: ReferenceProfile, current: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Each category's share of the reference and of the current rows, by the reference's order;
+    categories labelled as the summaries label them (3, 3.0 and "3" are one category)."""
+    ref_counts = pd.Series(profile.columns[column].counts, dtype=float)
+    cur_counts = current[column].dropna().map(category_label).value_counts().astype(float)
+    shares = pd.concat(
+        [ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()], axis=1
+    ).fillna(0)
+    shares.columns = ["reference", "current"]
+    return shares.sort_values("reference", ascending=False)

@@ -18,6 +18,7 @@ from tasks.drift import (
     psi,
     summarize,
 )
+from tasks.drift.plot import category_shares
 from tasks.drift.summary import KEY
 
 
@@ -259,3 +260,12 @@ def test_drift_table_says_what_each_test_saw():
     assert rows["a"]["tested_on"] == "600-value samples" and rows["a"]["verdict"] == "DRIFT"
     assert rows["c"]["tested_on"] == "all counts"
     assert list(rows["a"])[:5] == ["column", "role", "verdict", "test", "p_adjusted"]
+
+
+def test_plot_shares_label_categories_as_the_summaries_do():
+    ref = pd.DataFrame({"k": [1.0] * 60 + [2.0] * 40})
+    cur = pd.DataFrame({"k": [1.0] * 30 + [2.0] * 50 + [None] * 5 + [3.0] * 20})
+    shares = category_shares(build_profile(ref, categorical=["k"]), cur, "k")
+    assert list(shares.index) == ["1", "2", "3"]  # not "1.0": one row per category
+    assert shares.loc["1"].tolist() == pytest.approx([0.6, 0.3])
+    assert shares.loc["3"].tolist() == pytest.approx([0.0, 0.2])
