@@ -144,34 +144,32 @@ def _step(data: str, config: CTConfig) -> StepResult:
         min_rows=rules.min_rows,
         bad_lines=bad_lines,
     )
-    profile = (
-        ReferenceProfile.model_validate(registry.load_profile(champion))
-        if champion is not None
-        else None
-    )
-    if profile is not None and rules.quality_suite:
-        check_quality(
-            valid[[*spec.features, spec.target]],
-            profile,
-            tolerance=rules.range_tolerance,
-            min_rows=rules.min_rows,
-            max_rows=rules.max_rows,
-            report_path=str(reports_dir(config) / f"{batch.batch_id}-quality.json"),
-            blocking=rules.quality_blocking,
-            source=batch.source,
-        )
-
-    # 3 drift, and how the champion does on this batch before anyone learns from it
+    # 3 with a champion: the quality suite and drift against what it learned from, and how it does
+    # on this batch before anyone learns from it
     drift = None
     champion_metric = None
-    if champion is not None and profile is not None:
+    if champion is not None:
+        profile = ReferenceProfile.model_validate(registry.load_profile(champion))
+        observed = valid[[*spec.features, spec.target]]
+        reports = reports_dir(config)
+        if rules.quality_suite:
+            check_quality(
+                observed,
+                profile,
+                tolerance=rules.range_tolerance,
+                min_rows=rules.min_rows,
+                max_rows=rules.max_rows,
+                report_path=str(reports / f"{batch.batch_id}-quality.json"),
+                blocking=rules.quality_blocking,
+                source=batch.source,
+            )
         champion_metric = accuracy_score(champion_model, valid, spec)
         drift = detect_drift(
             profile,
-            valid[[*spec.features, spec.target]],
+            observed,
             config.drift,
             name=name,
-            plot_path=str(reports_dir(config) / f"{batch.batch_id}-drift.png"),
+            plot_path=str(reports / f"{batch.batch_id}-drift.png"),
         )
         if drift.drifted:
             announce(
