@@ -21,7 +21,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from blocks.registry import AliasConflictError, ModelRegistry, RegistryError
-from webhooks.devstack import free_port
+from webhooks.devstack import free_port, stop, wait_for
 
 FORK = mp.get_context("fork")
 
@@ -36,25 +36,20 @@ def s3_endpoint():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
+        start_new_session=True,  # its own process group, which stop() signals
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.2)
-    yield endpoint
-    proc.terminate()
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError("moto server exited at start")
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+        wait_for(listening, 60, "moto server", 0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
 
 
 def _s3_registry(endpoint: str) -> ModelRegistry:
