@@ -27,15 +27,9 @@ SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
     with LocalStack(tmp_path_factory.mktemp("e2e"), secret=SECRET) as running:
-        yield {
-            "api": running.api,
-            "hooks": running.hooks,
-            "landing": running.landing,
-            "root": running.folder,
-            "logs": running.logs,
-        }
+        yield running
 
 
 def signed_post(
@@ -60,7 +54,7 @@ def flow_runs(api: str) -> list[dict[str, Any]]:
 
 
 def test_a_burst_of_webhooks_gives_one_ct_step_then_delivery(stack):
-    api, hooks, landing = stack["api"], stack["hooks"], stack["landing"]
+    api, hooks, landing = stack.api, stack.hooks, stack.landing
     paths = []
     for batch in (1, 2, 3):
         path = landing / f"batch-{batch}.csv"
@@ -91,16 +85,16 @@ def test_a_burst_of_webhooks_gives_one_ct_step_then_delivery(stack):
     assert len(arrivals) == 3 and all(r["state_type"] == "COMPLETED" for r in arrivals)
     combined = Path(steps[0]["parameters"]["data"])
     assert len(pd.read_parquet(combined)) == 1200  # all three files, one CT step
-    state = stack["root"] / "state" / "registry" / "demo"
+    state = stack.state_dir / "registry" / "demo"
     assert sorted(p.name for p in (state / "versions").iterdir()) == ["000001"]
-    serving = stack["root"] / "serving" / "demo"
+    serving = stack.serving_dir / "demo"
     assert os.readlink(serving / "current") == "v1"
     manifest = json.loads((serving / "current" / "manifest.json").read_text())
     assert manifest["version"] == 1 and manifest["decision"]["promote"] is True
 
 
 def test_forged_replayed_oversized_and_out_of_root_requests_start_nothing(stack):
-    api, hooks, landing = stack["api"], stack["hooks"], stack["landing"]
+    api, hooks, landing = stack.api, stack.hooks, stack.landing
     before = {r["id"] for r in flow_runs(api)}
     good = json.dumps({"dataset": "demo", "path": str(landing / "batch-1.csv")}).encode()
     forged = signed_post(hooks, good, secret="whsec_" + base64.b64encode(b"f" * 32).decode())
