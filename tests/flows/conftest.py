@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prefect.testing.utilities import prefect_test_harness
@@ -34,3 +35,19 @@ def events_until():
             time.sleep(0.5)
 
     return poll
+
+
+@pytest.fixture
+def registry_snapshot():
+    """`registry_snapshot(root)`: every file of the registry under `root/state`, by relative path,
+    to show that a refused run changed nothing."""
+
+    def snapshot(root: Path) -> dict[str, bytes]:
+        registry = root / "state" / "registry"
+        return {
+            str(p.relative_to(registry)): p.read_bytes()
+            for p in sorted(registry.rglob("*"))
+            if p.is_file()
+        }
+
+    return snapshot

@@ -41,15 +41,6 @@ def setup(tmp_path_factory):
     return root, landing, config
 
 
-def registry_snapshot(root: Path) -> dict[str, bytes]:
-    registry = root / "state" / "registry"
-    return {
-        str(p.relative_to(registry)): p.read_bytes()
-        for p in sorted(registry.rglob("*"))
-        if p.is_file()
-    }
-
-
 def good() -> pd.DataFrame:
     return demo_batch(2, rows=600)
 
@@ -195,7 +186,7 @@ CASES = [
 @pytest.mark.parametrize(
     ("name", "make", "code", "message", "quarantine"), CASES, ids=[c[0] for c in CASES]
 )
-def test_catalogue(setup, capsys, name, make, code, message, quarantine):
+def test_catalogue(setup, capsys, registry_snapshot, name, make, code, message, quarantine):
     root, landing, config = setup
     before = registry_snapshot(root)
     folder = landing / name.replace(" ", "-")
@@ -221,7 +212,7 @@ def test_catalogue(setup, capsys, name, make, code, message, quarantine):
     assert set(records.columns) == {"row", "column", "check", "value", "raw"}
 
 
-def test_a_path_outside_the_allowed_roots_is_refused(setup, capsys, tmp_path):
+def test_a_path_outside_the_allowed_roots_is_refused(setup, capsys, tmp_path, registry_snapshot):
     root, _, config = setup
     before = registry_snapshot(root)
     outside = tmp_path / "outside.csv"

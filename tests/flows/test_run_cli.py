@@ -18,13 +18,6 @@ def state(tmp_path_factory):
     return root, files
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    registry = root / "state" / "registry"
-    return {
-        str(p.relative_to(registry)): p.read_bytes() for p in registry.rglob("*") if p.is_file()
-    }
-
-
 def test_first_run_trains_a_champion_that_beats_the_floor(state):
     root, _ = state
     registry = ModelRegistry(url=str(root / "state" / "registry"))
@@ -52,16 +45,16 @@ def test_abrupt_drift_batch_is_detected_and_promoted(state, capsys):
     ],
 )
 def test_bad_input_exits_1_with_one_line_and_changes_nothing(
-    state, capsys, tmp_path, make, message
+    state, capsys, tmp_path, registry_snapshot, make, message
 ):
     root, _ = state
-    before = snapshot(root)
+    before = registry_snapshot(root)
     path = make(tmp_path)
     assert main(["run", "--data", str(path), "--state-dir", str(root / "state")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: " + str(path)) and message in err, err
     assert len(err.splitlines()) == 1
-    assert snapshot(root) == before
+    assert registry_snapshot(root) == before
 
 
 def _write(path: Path, data: bytes) -> Path:
