@@ -36,26 +36,14 @@ class Store:
         if not self.local:
             self.fs.pipe_file(path, data)
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(_complete_temporary(path, data, durable=True), path)
 
     def create(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """`durable=False` skips the fsync, for markers whose loss in a power cut is harmless."""
         if not self.local:
             self.fs.pipe_file(path, data, mode="create")
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+        tmp = _complete_temporary(path, data, durable=durable)
         try:
             os.link(tmp, path)
         finally:
@@ -89,3 +77,16 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+def _complete_temporary(path: str, data: bytes, *, durable: bool) -> str:
+    """`data` written in full (and fsync'd if `durable`) to a hidden file beside `path`, whose
+    name no listing of the registry matches; the caller renames or links it into place."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return tmp
