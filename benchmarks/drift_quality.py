@@ -203,12 +203,16 @@ def run_task(task: Task) -> tuple[Task, Outcome]:
     drifted, _ = ct_verdict(profile, current, None)
     out["a"] = (drifted, False, min(pvalues.values()) < ALPHA, "")
 
+    def judge(scenario: str, changed: pd.DataFrame, column: str) -> None:
+        """Both rules on `current` with `column` changed (the other columns' p-values are known)."""
+        others = min(p for c, p in pvalues.items() if c != column)
+        p = min(others, column_pvalue(reference[column], changed[column]))
+        out[scenario] = (*ct_verdict(profile, changed, column), p < ALPHA, column)
+
     def numeric_shift(scenario: str, size_sd: float) -> None:
         feature = NUMERIC[task.run % len(NUMERIC)]
-        changed = current.assign(**{feature.name: current[feature.name] + size_sd * feature.sd})
-        others = min(p for c, p in pvalues.items() if c != feature.name)
-        p = min(others, column_pvalue(reference[feature.name], changed[feature.name]))
-        out[scenario] = (*ct_verdict(profile, changed, feature.name), p < ALPHA, feature.name)
+        shifted = current[feature.name] + size_sd * feature.sd
+        judge(scenario, current.assign(**{feature.name: shifted}), feature.name)
 
     if task.n in SHIFT_SIZES:
         numeric_shift("b", MEAN_SHIFT_SD)
@@ -217,10 +221,8 @@ def run_task(task: Task) -> tuple[Task, Outcome]:
             feature.shares * (1 - feature.shares[0] - CATEGORY_POINTS) / (1 - feature.shares[0])
         )
         shares[0] = feature.shares[0] + CATEGORY_POINTS
-        changed = current.assign(**{feature.name: categorical_values(rng, feature, task.n, shares)})
-        others = min(p for c, p in pvalues.items() if c != feature.name)
-        p = min(others, column_pvalue(reference[feature.name], changed[feature.name]))
-        out["c"] = (*ct_verdict(profile, changed, feature.name), p < ALPHA, feature.name)
+        values = categorical_values(rng, feature, task.n, shares)
+        judge("c", current.assign(**{feature.name: values}), feature.name)
     if task.n == BIG:
         numeric_shift("d", TINY_SHIFT_SD)
     return task, out
