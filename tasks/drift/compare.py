@@ -333,7 +333,7 @@ def compute_drift(
 ) -> DriftReport:
     """Compare `current` (a DataFrame, or a Parquet/CSV path read in chunks) with the profile."""
     config = config or DriftConfig()
-    summary, seen = summarize_chunks(
+    summary, schema = summarize_chunks(
         iter_chunks(current),
         kinds=profile.kinds,
         edges=profile.edges,
@@ -388,16 +388,14 @@ def compute_drift(
                 else f"{column}: the {role} is not in this batch; not tested.",
             )
         )
-    new = [c for c in seen if c not in profile.kinds]
+    new = [str(c) for c in schema.columns if str(c) not in profile.kinds]
     if new:
-        kinds = infer_kinds(
-            pd.DataFrame({c: summary.sample[c] for c in new if c in summary.sample}), None
-        )
+        kinds = infer_kinds(schema[new], None)  # from the dtypes: the sample has no new columns
         for column in new:
             columns.append(
                 ColumnDrift(
                     column=column,
-                    kind=kinds.get(column, "categorical"),
+                    kind=kinds[column],
                     role="feature",
                     test="new-column",
                     statistic=None,

@@ -274,13 +274,14 @@ def summarize_chunks(
     roles: dict[str, Role] | None = None,
     sample_rows: int = 5_000,
     seed: int = 0,
-) -> tuple[Summary, list[str]]:
-    """Merge the summaries of consecutive chunks; also return the columns of the data."""
+) -> tuple[Summary, pd.DataFrame]:
+    """Merge the summaries of consecutive chunks; also return the data's columns and dtypes (as a
+    frame with no rows), for the columns the reference does not know."""
     summary: Summary | None = None
     offset = 0
-    seen: list[str] = []
+    schema = pd.DataFrame()
     for chunk in chunks:
-        seen = [str(c) for c in chunk.columns]
+        schema = chunk.iloc[:0]
         part = summarize(
             chunk,
             kinds=kinds,
@@ -294,4 +295,4 @@ def summarize_chunks(
         offset += len(chunk)
     if summary is None or summary.rows == 0:
         raise DriftInputError("the current data has no rows; nothing to compare")
-    return summary, seen
+    return summary, schema

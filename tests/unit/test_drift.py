@@ -208,6 +208,14 @@ def test_bad_input_gives_a_clear_result_naming_the_column(mutate, column, text):
     assert text in cols[column].reason and cols[column].reason.startswith(column)
 
 
+def test_a_new_column_is_reported_with_its_kind():
+    rng = np.random.default_rng(9)
+    profile = build_profile(frame(rng, 300))
+    cols = by_column(compute_drift(profile, frame(rng, 300).assign(x=1.5, y="u")))
+    assert (cols["x"].kind, cols["y"].kind) == ("numeric", "categorical")
+    assert cols["x"].test == "new-column" and not cols["x"].drifted
+
+
 def test_constant_reference_and_changed_dtype_and_empty_data():
     const = pd.DataFrame({"a": np.ones(200), "c": ["x"] * 200})
     profile = build_profile(const)
