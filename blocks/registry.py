@@ -8,6 +8,7 @@ an object-storage URL such as `s3://bucket/registry`):
     <name>/versions/000007/profile.json        the drift reference profile
     <name>/versions/000007/metadata.json       written last, exclusively: the version now exists
     <name>/aliases/champion/00000003.json      append-only log; the newest entry is the truth
+    <name>/logs/contract/00000012.json         append-only records (e.g. refused batches)
 
 A version number is claimed by an exclusive create, never by writing "max + 1"; its files are
 complete before `metadata.json` (which holds their sha256) appears, so a crash leaves no visible
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from typing import Any, ClassVar
@@ -204,6 +206,7 @@ class ModelRegistry(Block):
         }
         raw = json.dumps(meta, indent=2, default=str).encode()
         store.create(f"{folder}/metadata.json", raw)  # the version exists from here on
+        store.sync(versions)  # and so does its folder's name, before register returns
         return self._version_of(name, number, folder, json.loads(raw))  # as stored, not re-read
 
     def set_alias(
@@ -301,6 +304,39 @@ class ModelRegistry(Block):
         except ValueError as exc:
             raise RegistryError(f"{folder}/{file_name}: damaged alias entry ({exc})") from exc
 
+    # ----------------------------------------------------------------- logs
+    def _log_dir(self, name: str, log: str) -> str:
+        return self.store.path(check_name("model name", name), "logs", check_name("log", log))
+
+    def append_log(self, name: str, log: str, record: dict[str, Any]) -> int:
+        """Append `record` to an append-only log of the model: a new numbered file, created
+        exclusively (a racing writer takes the next number); returns its sequence number."""
+        folder = self._log_dir(name, log)
+        taken = [f for f in self.store.children(folder) if re.fullmatch(r"\d{8}\.json", f)]
+        sequence = int(taken[-1][:8]) + 1 if taken else 1
+        body = json.dumps({"at": datetime.now(UTC).isoformat(), **record}, default=str).encode()
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            try:
+                self.store.create(f"{folder}/{sequence:08d}.json", body)
+                return sequence
+            except FileExistsError:
+                sequence += 1
+        raise RegistryError(f"{name}: could not append to log {log!r}")
+
+    def read_log(self, name: str, log: str, *, last: int | None = None) -> list[dict[str, Any]]:
+        """The log's records, oldest first (only the newest `last` when given)."""
+        folder = self._log_dir(name, log)
+        files = [f for f in self.store.children(folder) if re.fullmatch(r"\d{8}\.json", f)]
+        if last is not None:
+            files = files[-last:] if last > 0 else []
+        records = []
+        for file_name in files:
+            try:
+                records.append(json.loads(self.store.read(f"{folder}/{file_name}")))
+            except (ValueError, FileNotFoundError) as exc:
+                raise RegistryError(f"{folder}/{file_name}: damaged log record ({exc})") from exc
+        return records
+
     def alias_log(self, name: str, alias: str = "champion") -> list[AliasEntry]:
         folder, names = self._entry_names(name, alias)
         return [self._read_entry(folder, file_name) for file_name in names]
@@ -380,19 +416,27 @@ class ModelRegistry(Block):
         return data
 
     def load_model(
-        self, name: str, *, version: int | None = None, alias: str | None = "champion"
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        alias: str | None = "champion",
+        trusted: Sequence[str] = (),
     ) -> Any:
         """The fitted model, loaded by skops with an explicit trusted-type list (no pickle)."""
         mv = self.get(name, version=version, alias=None if version is not None else alias)
-        return self.load_model_of(mv)
+        return self.load_model_of(mv, trusted=trusted)
 
-    def load_model_of(self, mv: ModelVersion) -> Any:
+    def load_model_of(self, mv: ModelVersion, *, trusted: Sequence[str] = ()) -> Any:
+        """Load a version's model; `trusted` adds types the user reviewed (model.trusted_types)
+        to ct's own list. A file holding any other type is refused, naming it."""
         data = self.read_file(mv, "model.skops")
         try:
-            return skops.io.loads(data, trusted=TRUSTED_TYPES)
+            return skops.io.loads(data, trusted=[*TRUSTED_TYPES, *trusted])
         except skops.io.exceptions.UntrustedTypesFoundException as exc:
             raise RegistryError(
-                f"{mv.path}/model.skops contains types outside the trusted list: {exc}"
+                f"{mv.path}/model.skops contains types outside the trusted list: {exc}; if you "
+                "reviewed them (your own pipeline's classes), list them in model.trusted_types"
             ) from exc
 
     def load_profile(self, mv: ModelVersion) -> dict[str, Any]:

@@ -37,9 +37,10 @@ class Store:
             self.fs.pipe_file(path, data)
             return
         os.replace(_complete_temporary(path, data, durable=True), path)
+        sync_folder(os.path.dirname(path))
 
     def create(self, path: str, data: bytes, *, durable: bool = True) -> None:
-        """`durable=False` skips the fsync, for markers whose loss in a power cut is harmless."""
+        """`durable=False` skips the fsyncs, for markers whose loss in a power cut is harmless."""
         if not self.local:
             self.fs.pipe_file(path, data, mode="create")
             return
@@ -48,6 +49,13 @@ class Store:
             os.link(tmp, path)
         finally:
             os.unlink(tmp)
+        if durable:
+            sync_folder(os.path.dirname(path))
+
+    def sync(self, folder: str) -> None:
+        """Make a folder's entries durable (its new files' names); object storage needs nothing."""
+        if self.local:
+            sync_folder(folder)
 
     def read(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
@@ -77,6 +85,16 @@ class Store:
         except FileNotFoundError:
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+def sync_folder(folder: str) -> None:
+    """fsync a local folder, so the names of files just linked or renamed into it survive a power
+    cut (a file's own fsync does not cover its name on every filesystem)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _complete_temporary(path: str, data: bytes, *, durable: bool) -> str:

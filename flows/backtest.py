@@ -8,28 +8,28 @@ continuous training would have bought on this data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from blocks.registry import ModelVersion
 from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
-from tasks.errors import CTError
+from tasks.errors import CTError, DataValidationError
 from tasks.format import png_markdown
-from tasks.release import open_registry
+from tasks.release import Champion, champion_of, open_registry
 from tasks.report import (
-    BACKTEST_COLUMNS,
     StepResult,
     backtest_markdown,
     backtest_row,
+    backtest_table,
     plot_backtest,
+    summarize_backtest,
 )
-from tasks.train import accuracy_score
-from tasks.validate import FeatureSpec
+from tasks.train import score
 from tasks.validate.rows import validate_rows
 
 
@@ -69,74 +69,101 @@ def batch_files(
     return paths
 
 
-@task(name="score-static-model", cache_policy=NO_CACHE)
-def score_static(model: Any, spec: FeatureSpec, source: str) -> float | None:
-    """Accuracy of the never-updated first model on a batch, for comparison only."""
+@task(name="score-on-batch", cache_policy=NO_CACHE)
+def score_on_batch(model: Champion, source: str, metric: str) -> float | None:
+    """A model's metric on every row of a batch it can read under its own contract's row rules
+    (None when it cannot read the batch at all, e.g. a column it needs is gone). For comparison
+    only: this is what production would have scored, refused batch or not."""
     frame, _, _ = read_batch(source)
     try:
-        valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=1.0)
+        valid, _, _ = validate_rows(frame, model.spec, source=source, max_bad_fraction=1.0)
     except CTError:
         return None
-    return accuracy_score(model, valid, spec)
+    return score(model.model, valid, model.spec, metric)
+
+
+def _failed_step(
+    source: str, error: object, champion: ModelVersion | None, metric: str
+) -> StepResult:
+    refused = isinstance(error, DataValidationError)
+    reason = str(error)
+    if isinstance(error, DataValidationError):
+        first = error.failures[0]
+        reason = f"column={first['column']!r} rule={first['check']!r}" + (
+            f" ({error.detail})" if error.detail else ""
+        )
+    version = None if champion is None else champion.version
+    return StepResult(
+        source=source,
+        batch_id="-",
+        rows=0,
+        metric_name=metric,
+        champion_version=version,
+        champion_metric=None,
+        drift=None,
+        drifted_columns=[],
+        refused=refused,
+        retrained=False,
+        p_value=None,
+        promoted=False,
+        outcome=f"refused: {reason}" if refused else f"failed: {error}",
+        new_version=None,
+        champion_after=version,
+    )
 
 
 @flow(name="backtest")
 def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[str, object]]:
-    """Run one CT step per batch, in order; write backtest.csv and backtest.png into `out_dir`."""
+    """Run one CT step per batch, in order; write backtest.csv and backtest.png into `out_dir`.
+
+    Before each step, the never-updated first model scores the batch; on a refused batch the
+    serving champion scores it too (production still served those rows), so CT and the
+    never-updated model are compared over the same batches.
+    """
     logger = get_run_logger()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     registry = open_registry(config)
     name = config.dataset.name
-    first: tuple[Any, FeatureSpec] | None = None  # the first champion, loaded once
+    trusted = list(config.model.trusted_types)
+    first: Champion | None = None  # the first champion, loaded once
+    metric = "accuracy"
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
-        static = None
-        if first is not None:
-            static = score_static(*first, source)
+        static = None if first is None else score_on_batch(first, source, metric)
         state = continuous_training(source, config, return_state=True)
         if state.is_completed():
             step: StepResult = state.result()
+            metric = step.metric_name
         else:
-            error = state.result(raise_on_failure=False)
-            champion = registry.champion(name)
-            step = StepResult(
-                source=source,
-                batch_id="-",
-                rows=0,
-                champion_version=None if champion is None else champion.version,
-                champion_metric=None,
-                drift=None,
-                drifted_columns=[],
-                retrained=False,
-                p_value=None,
-                promoted=False,
-                outcome=f"failed: {error}",
-                new_version=None,
-                champion_after=None if champion is None else champion.version,
-            )
+            serving = registry.champion(name)
+            step = _failed_step(source, state.result(raise_on_failure=False), serving, metric)
+            if step.refused and serving is not None:
+                champion = champion_of(registry, serving, trusted)
+                step = step.model_copy(
+                    update={"champion_metric": score_on_batch(champion, source, metric)}
+                )
         if first is None and step.promoted and step.new_version is not None:
-            version = registry.get(name, version=step.new_version)
-            spec = FeatureSpec.model_validate(version.metadata["schema"]["spec"])
-            first = (registry.load_model_of(version), spec)
+            first = champion_of(registry, registry.get(name, version=step.new_version), trusted)
         rows.append(backtest_row(number, step, static))
         logger.info(
-            "batch %d/%d: champion v%s acc %s, drift %s, %s",
+            "batch %d/%d: champion v%s %s %s, drift %s, %s",
             number,
             len(batches),
             step.champion_version,
+            step.metric_name,
             "-" if step.champion_metric is None else f"{step.champion_metric:.3f}",
             step.drift,
             step.outcome,
         )
-    table = pd.DataFrame(rows, columns=BACKTEST_COLUMNS).astype(
-        {"champion_version": "Int64", "new_version": "Int64"}
-    )
+    table = backtest_table(rows)
     table.to_csv(out / "backtest.csv", index=False)
+    summary = summarize_backtest(table)
     plot_backtest(table, out / "backtest.png", title=f"Continuous training backtest: {name}")
     create_markdown_artifact(
         key="backtest",
-        markdown=backtest_markdown(table) + "\n\n" + png_markdown(out / "backtest.png", "backtest"),
-        description=f"{name}: {len(table)} batches, {int(table['promoted'].sum())} promotions",
+        markdown=f"{summary.sentence()}\n\n{backtest_markdown(table)}\n\n"
+        + png_markdown(out / "backtest.png", "backtest"),
+        description=f"{name}: {summary.sentence()}",
     )
     return rows

@@ -26,7 +26,7 @@ from flows.prefect_server import RECORDER_ENV
 from tasks.config import CTConfig
 from tasks.errors import CTError
 from tasks.format import fmt
-from tasks.report import SHOWN_COLUMNS
+from tasks.report import SHOWN_COLUMNS, backtest_table, shown_headings, summarize_backtest
 
 LOCAL_SERVER = "http://127.0.0.1:4200/api"
 _WIDTH = None if sys.stdout.isatty() else 120  # pipes and CI get a readable, unwrapped table
@@ -40,6 +40,9 @@ examples:
   python flows/ct.py run --data demo/batch-01.csv      one CT step (the first one trains a champion)
   python flows/ct.py run --data demo/batch-02.csv      ...then drift, retrain, gate, promote or reject
   python flows/ct.py backtest --data sales.parquet --target churned --order-by ts --batch-rows 5000
+  python flows/ct.py contract show demo                 the champion's data contract
+  python flows/ct.py contract accept --data new.csv --reason "upstream renamed age"
+                                                       after refused batches: a new contract
 
 state (registry, history) lives in .ct/ unless the config's state_dir says otherwise.
 Prefect: start a server once with `make server` (127.0.0.1:4200) and every command reuses it
@@ -105,7 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--data", required=True, metavar="PATH", help="CSV/Parquet file, or a folder of them"
     )
-    bt.add_argument("--target", required=True, metavar="COL", help="label column (0/1 classes)")
+    bt.add_argument(
+        "--target",
+        required=True,
+        metavar="COL",
+        help="target column: labels of any type (classification) or numbers (regression); "
+        "the task is inferred unless the config sets dataset.task",
+    )
     bt.add_argument(
         "--order-by", metavar="COL", help="time column to sort by (default: file order)"
     )
@@ -116,6 +125,31 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
     )
+    contract = commands.add_parser(
+        "contract",
+        help="show the champion's data contract, or accept a new one from a batch",
+        description="The contract is what a batch must be for the champion to read it: columns, "
+        "types, the task and its labels, and the rules you declared (closed classes, bounds, "
+        "non-null features). Values outside what the champion saw are drift, never refused. "
+        "When batches are refused because the data changed for good (a column renamed, a type "
+        "changed), `accept` takes a new contract from a batch that shows the change: it trains a "
+        "model on it under the new contract, gates it against the floor as for a first model, "
+        "and promotes it; the reason goes to the champion's audit log.",
+    )
+    steps = contract.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show_contract = steps.add_parser("show", help="the champion's contract as JSON")
+    show_contract.add_argument("name", nargs="?", help="model name (default: the config's)")
+    show_contract.add_argument("--config", metavar="YAML", help="CTConfig file")
+    show_contract.add_argument("--state-dir", metavar="DIR", help="override state_dir")
+    accept = steps.add_parser(
+        "accept", parents=prefect, help="accept a new contract from a batch (a CT step)"
+    )
+    accept.add_argument("--data", required=True, metavar="PATH", help="CSV or Parquet file")
+    accept.add_argument(
+        "--reason", required=True, help="why the old contract no longer holds (audit log)"
+    )
+    accept.add_argument("--config", metavar="YAML", help="CTConfig file")
+    accept.add_argument("--state-dir", metavar="DIR", help="override state_dir")
     reg = commands.add_parser(
         "registry",
         help="list, show, promote or roll back model versions",
@@ -279,7 +313,8 @@ def _out_dir(out: str | None) -> Path:
 
 def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
     table = Table(title="Backtest: one CT step per batch", title_justify="left")
-    columns, headers = list(SHOWN_COLUMNS), list(SHOWN_COLUMNS.values())
+    metric = str(rows[-1]["metric_name"]) if rows else "accuracy"
+    columns, headers = list(SHOWN_COLUMNS), shown_headings(metric)
     for header in headers:
         table.add_column(header, justify="right" if header not in {"decision"} else "left")
     failures: list[str] = []
@@ -289,18 +324,17 @@ def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
             value = row[column]
             if column == "champion_version" and value is not None:
                 value = f"v{value}"
-            if column == "outcome" and str(value).startswith("failed:"):
-                failures.append(f"batch {row['batch']}: {str(value)[8:]}")
-                value = "FAILED (below)"
+            if column == "outcome" and str(value).startswith(("failed:", "refused:")):
+                kind, _, why = str(value).partition(": ")
+                failures.append(f"batch {row['batch']} {kind}: {why}")
+                value = f"{kind.upper()} (below)"
             cells.append(fmt(value))
         table.add_row(*cells)
     console.print(table)
     for line in failures:
         err.print(f"[red]{line}[/]", soft_wrap=True)
-    promoted = sum(bool(r["promoted"]) for r in rows)
+    console.print(summarize_backtest(backtest_table(rows)).sentence())
     console.print(
-        f"{len(rows)} batches, {promoted} promotions, "
-        f"{sum(r['outcome'] == 'rejected' for r in rows)} rejections. "
         f"Wrote {out / 'backtest.csv'} and {out / 'backtest.png'}; registry in {out / 'registry'}."
     )
 
@@ -345,9 +379,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     console.print(
         f"{step.source}: {step.rows} rows | champion before: {fmt(step.champion_version)} "
-        f"(accuracy on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
+        f"({step.metric_name} on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
         f"gate p: {fmt(step.p_value)} | {step.outcome} | champion now: {fmt(step.champion_after)}"
     )
+    if step.new_classes:
+        console.print(
+            f"New classes {step.new_classes}: kept; the candidate learns them "
+            "(ct.label.new_class emitted)."
+        )
     if step.quarantined:
         console.print(
             f"{step.quarantined} rows quarantined (kept with the reason in {step.quarantine_path})."
@@ -381,6 +420,44 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         console.print(f"Prefect: {label}")
         rows = backtest(files, config, str(out))
     _print_backtest(rows, out)
+    return 0
+
+
+def _cmd_contract(args: argparse.Namespace) -> int:
+    import json
+
+    from flows.ct import continuous_training
+    from tasks.release import open_registry
+
+    overrides = {"state_dir": args.state_dir} if args.state_dir else {}
+    config = _config(args.config, **overrides)
+    if args.action == "show":
+        name = args.name or config.dataset.name
+        registry = open_registry(config)
+        champion = registry.champion(name)
+        if champion is None:
+            raise CTError(f"{name}: no champion yet, so no contract; run a CT step first")
+        console.print(f"Contract of {name} (champion v{champion.version}):")
+        console.print_json(json.dumps(champion.metadata["schema"]["spec"]))
+        for record in registry.read_log(name, "contract", last=5):
+            console.print(
+                f"  {record['at']}: {record['outcome']} {record.get('batch_id', '')} "
+                f"{record.get('rule', record.get('reason', ''))}"
+            )
+        return 0
+    with prefect_backend(args.prefect) as label:
+        console.print(f"Prefect: {label}")
+        step = continuous_training(args.data, config, accept_contract=args.reason)
+    if not step.promoted:
+        console.print(
+            f"{step.source}: the model trained under the new contract did not beat the floor "
+            f"(gate p {fmt(step.p_value)}); the contract is unchanged. Try a larger batch."
+        )
+        return 1
+    console.print(
+        f"{step.source}: new contract accepted; champion now v{step.champion_after} "
+        f"(was {fmt(step.champion_version)}). Reason recorded in the audit log."
+    )
     return 0
 
 
@@ -465,6 +542,7 @@ COMMANDS = {
     "run": _cmd_run,
     "backtest": _cmd_backtest,
     "registry": _cmd_registry,
+    "contract": _cmd_contract,
 }
 
 

@@ -1,9 +1,9 @@
 """ct: continuous training for a deployed model, as Prefect flows.
 
 One CT step (`continuous_training`) takes a new labelled batch through
-load → validate → drift → retrain → paired gate → register → promote or reject → event.
-Run this file to use it from the command line; with no arguments it backtests the CT policy over the
-built-in demo stream (see `python flows/ct.py --help`).
+load → validate → observe (quality, drift, the champion's score) → retrain → paired gate →
+register → promote or reject → event. Run this file to use it from the command line; with no
+arguments it backtests the CT policy over the built-in demo stream (see `python flows/ct.py --help`).
 """
 
 from __future__ import annotations
@@ -11,36 +11,39 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from blocks.registry import ModelRegistry, ModelVersion
-from flows.retrain import retrain
-from tasks.config import CTConfig
-from tasks.data import ReadLimits, load_batch, store_history
-from tasks.drift import ReferenceProfile, build_profile, detect_drift
-from tasks.gate import Guard, check_unseen, gate_candidate, get_metric
+from blocks.registry import ModelRegistry
+from flows.retrain import Candidate, retrain
+from tasks.config import CTConfig, Label
+from tasks.data import BadLine, Batch, ReadLimits, load_batch, store_history
+from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift
+from tasks.errors import DataValidationError
+from tasks.gate import GateDecision, Guard, check_unseen, gate_candidate, get_metric
+from tasks.labels import sorted_labels
+from tasks.refusals import LOG as CONTRACT_LOG
+from tasks.refusals import note_passed, note_refusal
 from tasks.release import (
+    Champion,
     announce,
+    champion_of,
     decision_summary,
     open_registry,
     promote_champion,
     register_candidate,
 )
 from tasks.report import StepResult
-from tasks.train import (
-    TrainingWindow,
-    accuracy_score,
-    encode_labels,
-    fit_floor,
-    gate_predictions,
-)
-from tasks.validate import FeatureSpec, check_quality, fit_contract, infer_spec, validate_batch
+from tasks.train import estimator_name, fit_floor, gate_inputs, report_metric, score
+from tasks.validate import FeatureSpec, ValidationOutcome, check_quality, infer_spec, validate_batch
+from tasks.window import TrainingWindow
 
 
 def code_revision() -> str:
@@ -67,14 +70,14 @@ def reports_dir(config: CTConfig) -> Path:
 
 
 @task(name="read-champion", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def read_champion(registry: ModelRegistry, name: str) -> tuple[ModelVersion, Any] | None:
-    """The current champion and its model, or None before the first promotion."""
-    champion = registry.champion(name)
-    if champion is None:
+def read_champion(registry: ModelRegistry, name: str, trusted: list[str]) -> Champion | None:
+    """The current champion, or None before the first promotion."""
+    mv = registry.champion(name)
+    if mv is None:
         get_run_logger().info("No champion for %s yet: this step trains the first model", name)
         return None
-    get_run_logger().info("Champion of %s: version %d", name, champion.version)
-    return champion, registry.load_model_of(champion)
+    get_run_logger().info("Champion of %s: version %d", name, mv.version)
+    return champion_of(registry, mv, trusted)
 
 
 def model_lock_name(name: str) -> str:
@@ -99,8 +102,16 @@ def ensure_model_lock(name: str) -> None:
 
 
 @flow(name="continuous-training")
-def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:  # noqa: B008
+def continuous_training(
+    data: str,
+    config: CTConfig = CTConfig(),  # noqa: B008
+    accept_contract: str | None = None,
+) -> StepResult:
     """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion.
+
+    `accept_contract` (a reason, for the audit log) takes a new contract from this batch instead
+    of the champion's, after the data changed for good (columns renamed, a type changed): the
+    candidate is then gated against the floor, as a first model is, and replaces the champion.
 
     Two steps for the same model never run at once, whichever deployment started them: each holds
     the global concurrency slot `ct-model-<name>` (limit 1) for its whole duration.
@@ -109,187 +120,243 @@ def continuous_training(data: str, config: CTConfig = CTConfig()) -> StepResult:
 
     ensure_model_lock(config.dataset.name)
     with concurrency(model_lock_name(config.dataset.name), occupy=1, strict=True):
-        return _step(data, config)
+        return _step(data, config, accept_contract)
 
 
-def _step(data: str, config: CTConfig) -> StepResult:
-    logger = get_run_logger()
-    name = config.dataset.name
-    registry = open_registry(config)
+# ---------------------------------------------------------------- the stages of a step
+@dataclass(frozen=True)
+class Checked:
+    """A batch that passed its contract: the valid rows and what validation set aside."""
 
-    # 1 load
-    wanted = [
-        config.dataset.target,
-        *(config.dataset.numeric or []),
-        *(config.dataset.categorical or []),
-    ]
-    rules = config.validation
-    frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
-    current = read_champion(registry, name)
-    champion, champion_model = current if current else (None, None)
+    batch: Batch
+    spec: FeatureSpec
+    valid: pd.DataFrame
+    outcome: ValidationOutcome
+    quarantine_path: str | None
 
-    # 2 validate: against the champion's stored contract, or the config's for the first model
-    if champion is not None:
-        spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
-    else:
-        spec = infer_spec(frame, config.dataset)
-    valid, outcome, quarantined = validate_batch(
-        frame,
-        spec,
-        batch.source,
-        quarantine_path=str(
-            Path(config.state_dir) / "quarantine" / name / f"{batch.batch_id}.parquet"
-        ),
-        max_bad_fraction=rules.max_bad_fraction,
-        min_rows=rules.min_rows,
-        bad_lines=bad_lines,
-    )
-    # 3 with a champion: the quality suite and drift against what it learned from, and how it does
-    # on this batch before anyone learns from it
-    drift = None
-    champion_metric = None
-    if champion is not None:
-        profile = ReferenceProfile.model_validate(registry.load_profile(champion))
-        observed = valid[[*spec.features, spec.target]]
-        reports = reports_dir(config)
-        if rules.quality_suite:
-            check_quality(
-                observed,
-                profile,
-                tolerance=rules.range_tolerance,
-                min_rows=rules.min_rows,
-                max_rows=rules.max_rows,
-                report_path=str(reports / f"{batch.batch_id}-quality.json"),
-                blocking=rules.quality_blocking,
-                source=batch.source,
-            )
-        champion_metric = accuracy_score(champion_model, valid, spec)
-        drift = detect_drift(
-            profile,
-            observed,
-            config.drift,
-            name=name,
-            plot_path=str(reports / f"{batch.batch_id}-drift.png"),
+
+def validate(
+    frame: pd.DataFrame,
+    batch: Batch,
+    bad_lines: list[BadLine],
+    spec: FeatureSpec,
+    *,
+    registry: ModelRegistry,
+    config: CTConfig,
+    champion: Champion | None,
+) -> Checked:
+    """Enforce the contract; a refused batch is counted, and a run of them raises the alarm."""
+    rules, name = config.validation, config.dataset.name
+    try:
+        valid, outcome, kept = validate_batch(
+            frame,
+            spec,
+            batch.source,
+            quarantine_path=str(
+                Path(config.state_dir) / "quarantine" / name / f"{batch.batch_id}.parquet"
+            ),
+            max_bad_fraction=rules.max_bad_fraction,
+            min_rows=rules.min_rows,
+            bad_lines=bad_lines,
         )
-        if drift.drifted:
+    except DataValidationError as exc:
+        raise note_refusal(
+            registry,
+            name,
+            batch.batch_id,
+            exc,
+            limit=rules.max_refused_in_a_row,
+            champion_version=None if champion is None else champion.version.version,
+        ) from exc
+    note_passed(registry, name, batch.batch_id)
+    return Checked(batch, spec, valid, outcome, kept)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the champion makes of the batch before anything learns from it."""
+
+    drift: DriftReport | None
+    metric: float | None
+    new_classes: list[Label]
+
+
+def observe(
+    checked: Checked, champion: Champion | None, *, config: CTConfig, registry: ModelRegistry
+) -> Observed:
+    """The quality suite and drift against what the champion learned from, its score on the batch,
+    and any class it has never seen (kept: the candidate learns it)."""
+    spec, valid, batch, name = checked.spec, checked.valid, checked.batch, config.dataset.name
+    new_classes: list[Label] = []
+    if spec.task == "classification" and not spec.classes_closed:
+        known = set(spec.classes or [])
+        new_classes = [c for c in sorted_labels(valid[spec.target].unique()) if c not in known]
+        if new_classes:
+            get_run_logger().warning(
+                "%s: new classes %s (known: %s); kept, the candidate learns them",
+                batch.source,
+                new_classes,
+                spec.classes,
+            )
             announce(
-                "ct.drift.detected",
+                "ct.label.new_class",
                 name,
                 {
                     "batch_id": batch.batch_id,
-                    "columns": drift.drifted_columns,
-                    "share_drifted": drift.share_drifted,
-                    "champion_version": champion.version,
+                    "source": batch.source,
+                    "new_classes": new_classes,
+                    "known_classes": spec.classes,
+                    "rows": int(valid[spec.target].isin(new_classes).sum()),
+                    "champion_version": None if champion is None else champion.version.version,
                 },
             )
-    store_history(valid, batch, str(config.history_dir))
-
-    def result(**kw: Any) -> StepResult:
-        return StepResult(
+    if champion is None:
+        return Observed(drift=None, metric=None, new_classes=new_classes)
+    rules = config.validation
+    profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
+    observed = valid[[*spec.features, spec.target]]
+    reports = reports_dir(config)
+    if rules.quality_suite:
+        check_quality(
+            observed,
+            profile,
+            tolerance=rules.range_tolerance,
+            min_rows=rules.min_rows,
+            max_rows=rules.max_rows,
+            report_path=str(reports / f"{batch.batch_id}-quality.json"),
+            blocking=rules.quality_blocking,
             source=batch.source,
-            batch_id=batch.batch_id,
-            rows=len(valid),
-            champion_version=None if champion is None else champion.version,
-            champion_metric=champion_metric,
-            drift=None if drift is None else drift.drifted,
-            drifted_columns=[] if drift is None else drift.drifted_columns,
-            quarantined=outcome.rows_quarantined,
-            quarantine_path=quarantined,
-            **kw,
         )
-
-    if (
-        champion is not None
-        and config.retrain.policy == "on_drift"
-        and not (drift and drift.drifted)
-    ):
-        logger.info("No drift and retrain.policy is on_drift: keeping version %d", champion.version)
-        return result(
-            retrained=False,
-            p_value=None,
-            promoted=False,
-            outcome="kept (no drift)",
-            new_version=None,
-            champion_after=champion.version,
+    metric = report_metric(spec, config.gate.metric_for(spec.task))
+    drift = detect_drift(
+        profile,
+        observed,
+        config.drift,
+        name=name,
+        plot_path=str(reports / f"{batch.batch_id}-drift.png"),
+    )
+    if drift.drifted:
+        announce(
+            "ct.drift.detected",
+            name,
+            {
+                "batch_id": batch.batch_id,
+                "source": batch.source,
+                "columns": drift.drifted_columns,
+                "share_drifted": drift.share_drifted,
+                "outside_reference_range": drift.outside_range_columns,
+                "champion_version": champion.version.version,
+            },
         )
+    return Observed(
+        drift=drift, metric=score(champion.model, valid, spec, metric), new_classes=new_classes
+    )
 
-    # 4 retrain (subflow), 5 gate on rows neither model has seen
-    model, train, holdout, window, held = retrain(batch.batch_id, spec, config)
-    windows = {"candidate": window}
-    if champion is not None:
+
+def judge(
+    candidate: Candidate,
+    champion: Champion | None,
+    spec: FeatureSpec,
+    *,
+    config: CTConfig,
+    accepting: bool,
+) -> GateDecision:
+    """Champion (or, for a first model or a new contract, the floor) and candidate on the same
+    held-back rows that neither learned from: the paired, one-sided test and the guards."""
+    windows = {"candidate": candidate.window}
+    if champion is not None and not accepting:
         windows["champion"] = TrainingWindow.model_validate(
-            champion.metadata["lineage"]["training_window"]
+            champion.version.metadata["lineage"]["training_window"]
         )
+    holdout = candidate.holdout
     holdout_start = (
         holdout[spec.time_column].min().to_pydatetime(warn=False) if spec.time_column else None
     )
-    check_unseen(held, holdout_start, windows)
-    baseline: Literal["champion", "floor"] = "champion" if champion is not None else "floor"
-    baseline_model = champion_model if champion is not None else fit_floor(train, spec)
+    check_unseen(candidate.held, holdout_start, windows)
     gate = config.gate
-    metrics = [gate.metric, *(g.metric for g in gate.guards)]
-    probabilities = any(get_metric(m).needs == "probabilities" for m in metrics)
-    decision = gate_candidate(
-        encode_labels(holdout[spec.target].to_numpy(), spec.classes),
-        gate_predictions(baseline_model, holdout, spec, probabilities=probabilities),
-        gate_predictions(model, holdout, spec, probabilities=probabilities),
+    metric = gate.metric_for(spec.task)
+    guards = gate.guards_for(spec.task)
+    baseline: Literal["champion", "floor"] = (
+        "champion" if champion is not None and not accepting else "floor"
+    )
+    baseline_model = (
+        champion.model
+        if champion is not None and not accepting
+        else fit_floor(candidate.train, spec, metric=metric)
+    )
+    probabilities = any(
+        get_metric(m).needs == "probabilities" for m in [metric, *(g.metric for g in guards)]
+    )
+    y, (base_pred, cand_pred), _ = gate_inputs(
+        holdout, spec, [baseline_model, candidate.model], probabilities=probabilities
+    )
+    return gate_candidate(
+        y,
+        base_pred,
+        cand_pred,
         baseline=baseline,
-        metric=gate.metric,
+        metric=metric,
         test=gate.test,
         alpha=gate.alpha,
         min_effect=gate.min_effect,
-        guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in gate.guards],
+        guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in guards],
         order=(
             holdout[spec.time_column].to_numpy()
             if gate.time_ordered and spec.time_column
             else (np.arange(len(holdout)) if gate.time_ordered else None)
         ),
-        name=name,
+        name=config.dataset.name,
         seed=config.seed,
     )
-    summary = decision_summary(decision)
-    previous = None if champion is None else champion.version
-    if not decision.promote:
-        announce(
-            "ct.gate.rejected",
-            name,
-            {"batch_id": batch.batch_id, "champion_version": previous, "decision": summary},
-        )
-        return result(
-            retrained=True,
-            p_value=decision.p_value,
-            promoted=False,
-            outcome="rejected",
-            new_version=None,
-            champion_after=previous,
-        )
 
-    # 6 register (with the contract refined from the training rows), promote by CAS, 7 announce
-    contract = fit_contract(spec, train, tolerance=rules.range_tolerance)
+
+def release(
+    candidate: Candidate,
+    decision: GateDecision,
+    checked: Checked,
+    champion: Champion | None,
+    *,
+    registry: ModelRegistry,
+    config: CTConfig,
+    accepting: str | None,
+) -> int:
+    """Register the candidate with its contract and lineage, promote it by compare-and-swap, and
+    announce both; returns the new version."""
+    spec, batch, name = checked.spec, checked.batch, config.dataset.name
+    contract = spec.with_classes(candidate.model.labels or [])
     run_id = None if flow_run.id is None else str(flow_run.id)
+    previous = None if champion is None else champion.version.version
+    summary = decision_summary(decision)
     version = register_candidate(
         registry,
         name,
-        model,
+        candidate.model.estimator,
         metrics={
             f"holdout_{decision.metric}": decision.candidate_metric or 0.0,
             f"baseline_holdout_{decision.metric}": decision.baseline_metric or 0.0,
             "holdout_rows": float(decision.n),
-            "train_rows": float(len(train)),
+            "train_rows": float(len(candidate.train)),
         },
         lineage={
             "batch_id": batch.batch_id,
             "source": batch.source,
             "data_sha256": batch.sha256,
-            "training_window": window.model_dump(mode="json"),
+            "training_window": candidate.window.model_dump(mode="json"),
             "flow_run_id": run_id,
             "code_revision": code_revision(),
-            "estimator": config.model.estimator,
+            "estimator": estimator_name(config.model, spec.task),
+            "task": spec.task,
+            "labels": candidate.model.labels,
+            "trusted_types": list(config.model.trusted_types),
+            "contract_accepted": accepting,
         },
         schema={"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()},
         profile=build_profile(
-            train[[*spec.features, spec.target]],
-            categorical=[*spec.categorical, spec.target],
+            candidate.train[[*spec.features, spec.target]],
+            categorical=[
+                *spec.categorical,
+                *([spec.target] if spec.task == "classification" else []),
+            ],
             label=spec.target,
             bins=config.drift.bins,
             sample_rows=config.drift.sample_rows,
@@ -302,13 +369,21 @@ def _step(data: str, config: CTConfig) -> StepResult:
         name,
         {"version": version.version, "previous_champion": previous, "decision": summary},
     )
+    reason = decision.reasons[-1]
+    if accepting is not None:
+        reason = f"contract accepted from batch {batch.batch_id}: {accepting}. {reason}"
+        registry.append_log(
+            name,
+            CONTRACT_LOG,
+            {
+                "outcome": "accepted",
+                "batch_id": batch.batch_id,
+                "version": version.version,
+                "reason": accepting,
+            },
+        )
     promote_champion(
-        registry,
-        name,
-        version.version,
-        expected_champion=previous,
-        reason=decision.reasons[-1],
-        run_id=run_id,
+        registry, name, version.version, expected_champion=previous, reason=reason, run_id=run_id
     )
     announce(
         "ct.model.promoted",
@@ -318,16 +393,119 @@ def _step(data: str, config: CTConfig) -> StepResult:
             "previous_champion": previous,
             "decision": summary,
             "path": version.path,
+            "task": spec.task,
+            "labels": candidate.model.labels,
         },
     )
-    verdict = "promoted" if champion is not None else "first champion"
+    return version.version
+
+
+def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
+    logger = get_run_logger()
+    name, rules = config.dataset.name, config.validation
+    registry = open_registry(config)
+
+    # 1 load, and the champion whose contract the batch must keep (or a new one, when accepting)
+    wanted = [
+        config.dataset.target,
+        *(config.dataset.numeric or []),
+        *(config.dataset.categorical or []),
+    ]
+    frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
+    champion = read_champion(registry, name, list(config.model.trusted_types))
+    if champion is not None and accepting is None:
+        spec = champion.spec
+    else:
+        spec = infer_spec(frame, config.dataset, max_bad_fraction=rules.max_bad_fraction)
+        for part, why in spec.inferred.items():
+            logger.info("Inferred %s: %s", part, why)
+
+    # 2 validate, 3 observe (before anything learns from the batch)
+    checked = validate(
+        frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
+    )
+    seen = observe(checked, None if accepting else champion, config=config, registry=registry)
+    store_history(checked.valid, batch, str(config.history_dir))
+    metric_name = report_metric(spec, config.gate.metric_for(spec.task))
+
+    def result(**kw: Any) -> StepResult:
+        return StepResult(
+            source=batch.source,
+            batch_id=batch.batch_id,
+            rows=len(checked.valid),
+            task=spec.task,
+            metric_name=metric_name,
+            champion_version=None if champion is None else champion.version.version,
+            champion_metric=seen.metric,
+            drift=None if seen.drift is None else seen.drift.drifted,
+            drifted_columns=[] if seen.drift is None else seen.drift.drifted_columns,
+            new_classes=seen.new_classes,
+            quarantined=checked.outcome.rows_quarantined,
+            quarantine_path=checked.quarantine_path,
+            **kw,
+        )
+
+    drifted = seen.drift is not None and seen.drift.drifted
+    if (
+        champion is not None
+        and not accepting
+        and config.retrain.policy == "on_drift"
+        and not drifted
+    ):
+        version = champion.version.version
+        logger.info("No drift and retrain.policy is on_drift: keeping version %d", version)
+        return result(
+            retrained=False,
+            p_value=None,
+            promoted=False,
+            outcome="kept (no drift)",
+            new_version=None,
+            champion_after=version,
+        )
+
+    # 4 retrain (subflow), 5 gate on rows neither model has seen
+    candidate = retrain(batch.batch_id, spec, config)
+    decision = judge(candidate, champion, spec, config=config, accepting=accepting is not None)
+    previous = None if champion is None else champion.version.version
+    if not decision.promote:
+        announce(
+            "ct.gate.rejected",
+            name,
+            {
+                "batch_id": batch.batch_id,
+                "champion_version": previous,
+                "decision": decision_summary(decision),
+            },
+        )
+        return result(
+            retrained=True,
+            p_value=decision.p_value,
+            promoted=False,
+            outcome="rejected",
+            new_version=None,
+            champion_after=previous,
+        )
+
+    # 6 register, promote by compare-and-swap, 7 announce
+    version = release(
+        candidate,
+        decision,
+        checked,
+        champion,
+        registry=registry,
+        config=config,
+        accepting=accepting,
+    )
+    outcome = (
+        "new contract" if accepting else ("promoted" if champion is not None else "first champion")
+    )
     return result(
         retrained=True,
         p_value=decision.p_value,
         promoted=True,
-        outcome=verdict,
-        new_version=version.version,
-        champion_after=version.version,
+        outcome=outcome,
+        new_version=version,
+        champion_after=version,
     )
 
 

@@ -17,10 +17,9 @@ from tasks.drift import DriftReport, ReferenceProfile, compute_drift, drift_tabl
 from tasks.errors import CTError
 from tasks.gate import get_metric
 from tasks.performance import Degradation, degradation_test
-from tasks.release import announce, open_registry
+from tasks.release import announce, champion_of, open_registry
 from tasks.report import StepResult
-from tasks.train import encode_labels, gate_predictions
-from tasks.validate import FeatureSpec
+from tasks.train import gate_inputs
 from tasks.validate.rows import validate_rows
 
 
@@ -41,11 +40,12 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
     logger = get_run_logger()
     name = config.dataset.name
     registry = open_registry(config)
-    champion = registry.champion(name)
-    if champion is None:
+    version = registry.champion(name)
+    if version is None:
         raise CTError(f"{name}: no champion to monitor yet; run a CT step first")
-    spec = FeatureSpec.model_validate(champion.metadata["schema"]["spec"])
-    profile = ReferenceProfile.model_validate(registry.load_profile(champion))
+    champion = champion_of(registry, version, list(config.model.trusted_types))
+    spec = champion.spec
+    profile = ReferenceProfile.model_validate(registry.load_profile(version))
     frame, batch, _ = read_batch(data, ReadLimits.of(config.validation))
     labelled = spec.target in frame.columns and frame[spec.target].notna().any()
     columns = [*spec.features, *([spec.target] if labelled else [])]
@@ -59,7 +59,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
                 "source": data,
                 "labelled": bool(labelled),  # ct-on-drift retrains only on labelled batches
                 "batch_id": batch.batch_id,
-                "champion_version": champion.version,
+                "champion_version": version.version,
                 "columns": drift.drifted_columns,
                 "share_drifted": drift.share_drifted,
                 "report": drift_table(drift),
@@ -71,16 +71,15 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
         valid, _, _ = validate_rows(
             frame.dropna(subset=[spec.target]), spec, source=data, max_bad_fraction=1.0
         )
-        decision = champion.metadata.get("decision") or {}
+        decision = version.metadata.get("decision") or {}
         metric = decision.get("metric", "accuracy")
         recorded = decision.get("candidate_metric")
         if recorded is not None:
             probabilities = get_metric(metric).needs == "probabilities"
+            y, (pred,), _ = gate_inputs(valid, spec, [champion.model], probabilities=probabilities)
             performance = degradation_test(
-                encode_labels(valid[spec.target].to_numpy(), spec.classes),
-                gate_predictions(
-                    registry.load_model_of(champion), valid, spec, probabilities=probabilities
-                ),
+                y,
+                pred,
                 metric=metric,
                 recorded=float(recorded),
                 alpha=config.gate.alpha,
@@ -92,14 +91,14 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
                     name,
                     {
                         "source": data,
-                        "champion_version": champion.version,
+                        "champion_version": version.version,
                         **performance.model_dump(),
                     },
                     origin="monitor",
                 )
     return MonitorResult(
         source=data,
-        champion_version=champion.version,
+        champion_version=version.version,
         rows=len(frame),
         drift=drift,
         performance=performance,

@@ -7,8 +7,8 @@ candidate nor the champion has seen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -16,22 +16,34 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import CTConfig
 from tasks.data import read_history, read_history_batch
-from tasks.train import BatchSlice, TrainingWindow, fit_candidate, split_holdout, training_window
+from tasks.train import Fitted, estimator_name, fit_candidate, split_holdout
 from tasks.validate import FeatureSpec
+from tasks.window import BatchSlice, TrainingWindow, training_window
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fitted candidate, the rows it learned from, and the held-back rows it has not seen."""
+
+    model: Fitted
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    window: TrainingWindow
+    held: BatchSlice
 
 
 @task(name="fit-candidate", cache_policy=NO_CACHE)
-def train_model(train: pd.DataFrame, spec: FeatureSpec, config: CTConfig) -> Any:
+def train_model(train: pd.DataFrame, spec: FeatureSpec, config: CTConfig) -> Fitted:
     model = fit_candidate(train, spec, config.model, seed=config.seed)
-    get_run_logger().info("Fitted %s on %d rows", config.model.estimator, len(train))
+    get_run_logger().info(
+        "Fitted %s on %d rows", estimator_name(config.model, spec.task), len(train)
+    )
     return model
 
 
 @flow(name="retrain")
-def retrain(
-    batch_id: str, spec: FeatureSpec, config: CTConfig
-) -> tuple[Any, pd.DataFrame, pd.DataFrame, TrainingWindow, BatchSlice]:
-    """Fit a candidate; return it, its training rows, the held-back rows and where both came from."""
+def retrain(batch_id: str, spec: FeatureSpec, config: CTConfig) -> Candidate:
+    """Fit a candidate on the training window; hold back the newest rows of the batch."""
     history_dir = Path(config.history_dir)
     past = read_history(history_dir, last=config.retrain.history_batches, before=batch_id)
     new = read_history_batch(history_dir, batch_id)
@@ -55,4 +67,4 @@ def retrain(
         len(slices),
         len(holdout),
     )
-    return model, train, holdout.reset_index(drop=True), window, held
+    return Candidate(model, train, holdout.reset_index(drop=True), window, held)

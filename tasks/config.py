@@ -22,7 +22,12 @@ ESTIMATOR_MODULES = (
     "sklearn.tree",
     "sklearn.naive_bayes",
     "sklearn.neighbors",
+    "lightgbm",
+    "xgboost",
 )
+#: A class label as a contract stores it: the type it had in the data is kept.
+Label = bool | int | str
+Task = Literal["classification", "regression"]
 
 
 class _Section(BaseModel):
@@ -30,40 +35,117 @@ class _Section(BaseModel):
 
 
 class DatasetConfig(_Section):
-    """What the data looks like. Feature lists left empty are inferred from the first batch."""
+    """What the data looks like. Whatever is left null is inferred from the first batch and then
+    fixed in the model's contract; what is declared here is a hard rule.
+
+    Only declared rules quarantine rows: `classes` (a closed set), `bounds` and `non_null`. Nothing
+    learned from training data (ranges, categories, an open class set) ever does: values outside
+    what the champion saw are drift, which the next candidate learns.
+    """
 
     name: str = Field("demo", pattern=NAME_PATTERN)
     target: str = "churned"
     time_column: str | None = "event_time"
     numeric: list[str] | None = None
     categorical: list[str] | None = None
-    classes: list[int] = Field(default_factory=lambda: [0, 1], min_length=2)
+    #: null: inferred from the first batch's target (a float target, or more than 50 distinct
+    #: integers, is regression).
+    task: Task | None = None
+    #: null: the classes are inferred from the first batch and the set stays open (a new label is
+    #: kept, reported and learned). A list is a closed set: other labels are quarantined. Labels
+    #: keep their type (integers, strings or booleans; quote strings such as "yes" in YAML).
+    classes: list[Label] | None = Field(default=None, min_length=2)
+    #: Hard bounds the user declares, e.g. {age: [0, 120]}; null for an open side.
+    bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    #: Features that must never be missing (the target never may).
+    non_null: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _disjoint(self) -> DatasetConfig:
+    def _consistent(self) -> DatasetConfig:
         numeric, categorical = set(self.numeric or ()), set(self.categorical or ())
         special = {self.target} | ({self.time_column} if self.time_column else set())
         clash = (numeric & categorical) | ((numeric | categorical) & special)
         if clash:
             raise ValueError(f"columns listed twice (features vs target/time): {sorted(clash)}")
+        if self.classes is not None:
+            kinds = {label_kind(c) for c in self.classes}
+            if len(kinds) > 1:
+                raise ValueError(
+                    f"dataset.classes mixes {' and '.join(sorted(kinds))} labels: {self.classes}; "
+                    "use one type (quote strings in YAML)"
+                )
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"dataset.classes lists a class twice: {self.classes}")
+            if self.task == "regression":
+                raise ValueError("dataset.classes is for classification, but task is regression")
+        for column, (low, high) in self.bounds.items():
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"dataset.bounds[{column!r}]: low {low} is above high {high}")
+            if column in categorical or (self.time_column and column == self.time_column):
+                raise ValueError(f"dataset.bounds[{column!r}]: bounds are for numeric columns")
+        if self.target in self.non_null:
+            raise ValueError("dataset.non_null: the target is never nullable; list features only")
         return self
 
 
-class ModelConfig(_Section):
-    """The estimator, by dotted path from an allow-listed sklearn module, and its parameters."""
+def label_kind(label: object) -> Literal["bool", "int", "str"]:
+    """The type a class label keeps in a contract (bool is checked first: it is an int too)."""
+    if isinstance(label, bool):
+        return "bool"
+    return "int" if isinstance(label, int) else "str"
 
-    estimator: str = "sklearn.linear_model.LogisticRegression"
-    params: dict[str, Any] = Field(default_factory=lambda: {"max_iter": 1000})
+
+class ModelConfig(_Section):
+    """The model: an estimator class by dotted path from an allow-listed module (ct adds the
+    imputing, scaling and one-hot encoding), or your own pipeline from `factory`.
+
+    `estimator: null` picks LogisticRegression for classification and Ridge for regression.
+    """
+
+    estimator: str | None = None
+    #: Parameters of `estimator`; null: {max_iter: 1000} for the default LogisticRegression.
+    params: dict[str, Any] | None = None
+    #: `package.module:function` returning an unfitted scikit-learn-compatible estimator or
+    #: pipeline (feature engineering included); it gets the feature columns as a DataFrame.
+    factory: str | None = None
+    #: Types outside ct's reviewed list that your factory's models contain (e.g. your own
+    #: transformer, "my_package.features.Ratio"). Reviewed by you; recorded in each version's
+    #: lineage; a stored model with any other type is refused on load.
+    trusted_types: list[str] = Field(default_factory=list)
 
     @field_validator("estimator")
     @classmethod
-    def _allowed(cls, value: str) -> str:
+    def _allowed(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         module, _, name = value.rpartition(".")
         if module not in ESTIMATOR_MODULES or not name.isidentifier():
             raise ValueError(
                 f"estimator {value!r} is not allowed; use a class from one of {ESTIMATOR_MODULES}"
             )
         return value
+
+    @field_validator("factory")
+    @classmethod
+    def _factory_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        module, colon, function = value.partition(":")
+        if (
+            not colon
+            or not function.isidentifier()
+            or not all(part.isidentifier() for part in module.split("."))
+        ):
+            raise ValueError(f"model.factory {value!r} must look like 'package.module:function'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if self.factory is not None and (self.estimator is not None or self.params is not None):
+            raise ValueError(
+                "model.factory builds the whole model; leave model.estimator and model.params unset"
+            )
+        return self
 
 
 class ValidationConfig(_Section):
@@ -82,12 +164,16 @@ class ValidationConfig(_Section):
     encoding: str | None = None
     #: CSV delimiter; null means detected from the header (, ; tab |).
     delimiter: str | None = None
-    #: Numeric values beyond the training range by more than this share of it are rejected.
+    #: The quality suite's numeric ranges: the reference's 0.5-99.5 % quantile range widened by
+    #: this share of it. Only the suite uses it (a warning); values outside never stop a batch.
     range_tolerance: float = Field(0.5, ge=0)
     #: Run the great-expectations quality suite (built from the champion's profile).
     quality_suite: bool = True
     #: Stop the step when the quality suite fails (otherwise: a warning and an artifact).
     quality_blocking: bool = False
+    #: After this many batches in a row are refused for the same model, ct emits
+    #: `ct.contract.blocked` (the README says how to accept a new contract).
+    max_refused_in_a_row: int = Field(3, ge=1)
 
 
 class DriftConfig(_Section):
@@ -132,31 +218,59 @@ class GuardConfig(_Section):
     tolerance: float = Field(0.01, ge=0)
 
 
+CLASSIFICATION_METRICS = ("accuracy", "log_loss", "brier", "roc_auc", "f1")
+REGRESSION_METRICS = ("mae", "mse")
+
+
 class GateConfig(_Section):
     """The promotion rule: a one-sided paired test on the held-back slice, plus guards.
 
-    The default decides on per-row log loss (a proper score: it uses the probabilities, so it has far
-    more power than accuracy on small test sets) and keeps accuracy as a guard. `test: auto` picks
-    Diebold-Mariano (HAC variance) when rows are time-ordered, the paired t-test otherwise; use
-    `metric: accuracy` (exact McNemar) for models without probabilities.
+    `metric: null` decides on per-row log loss for classification (a proper score: it uses the
+    probabilities, so it has far more power than accuracy on small test sets) with accuracy as a
+    guard, and on absolute error for regression (see the README: measured in
+    benchmarks/gate_quality.py). `test: auto` picks Diebold-Mariano (HAC variance) when rows are
+    time-ordered, the paired t-test otherwise; use `metric: accuracy` (exact McNemar) for models
+    without probabilities.
     """
 
-    metric: str = "log_loss"
+    metric: str | None = None
     test: str = "auto"
-    alpha: float = Field(0.05, gt=0, lt=1)
+    #: One-sided level of the test; at most 0.5 (a larger one would promote on no evidence).
+    alpha: float = Field(0.05, gt=0, le=0.5)
     #: Minimum improvement, in the metric's units, worth a promotion.
     min_effect: float = Field(0.0, ge=0)
-    guards: list[GuardConfig] = Field(default_factory=lambda: [GuardConfig()])
+    #: null: accuracy (tolerance 0.01) for classification, none for regression.
+    guards: list[GuardConfig] | None = None
     #: Treat the held-back rows as a time series (they are the newest rows, in time order).
     time_ordered: bool = True
 
     @field_validator("metric")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        known = {"accuracy", "log_loss", "brier", "roc_auc", "f1"}
-        if value not in known:
+    def _known_metric(cls, value: str | None) -> str | None:
+        known = {*CLASSIFICATION_METRICS, *REGRESSION_METRICS}
+        if value is not None and value not in known:
             raise ValueError(f"gate.metric {value!r} is not one of {sorted(known)}")
         return value
+
+    def metric_for(self, task: Task) -> str:
+        """The deciding metric for a task; a configured metric must suit it."""
+        if self.metric is None:
+            return "log_loss" if task == "classification" else "mae"
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        if self.metric not in allowed:
+            raise ConfigError(
+                f"gate.metric {self.metric!r} does not suit {task}; use one of {list(allowed)}"
+            )
+        return self.metric
+
+    def guards_for(self, task: Task) -> list[GuardConfig]:
+        if self.guards is not None:
+            allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+            wrong = [g.metric for g in self.guards if g.metric not in allowed]
+            if wrong:
+                raise ConfigError(f"gate.guards {wrong} do not suit {task}; use {list(allowed)}")
+            return list(self.guards)
+        return [GuardConfig()] if task == "classification" else []
 
 
 class RegistryConfig(_Section):

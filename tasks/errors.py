@@ -39,27 +39,35 @@ class DataValidationError(CTError):
         quarantine: Any = None,
         detail: str | None = None,
         quarantine_path: str | None = None,
+        note: str | None = None,
     ):
         self.source, self.failures, self.quarantine = source, failures, quarantine
-        self.detail, self.quarantine_path = detail, quarantine_path
+        self.detail, self.quarantine_path, self.note = detail, quarantine_path, note
         first = failures[0]
         more = f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""
         row = f" at row {first['row']}" if first.get("row") is not None else ""
         lead = f"{detail}; first: " if detail else ""
         kept = f" The batch is kept in {quarantine_path}." if quarantine_path else ""
+        after = f" {note}" if note else ""
         super().__init__(
             f"{source}: {lead}column={first['column']!r} rule={first['check']!r} "
-            f"failed, e.g. value {first['failure_case']!r}{row}{more}.{kept}"
+            f"failed, e.g. value {first['failure_case']!r}{row}{more}.{kept}{after}"
         )
 
+    def _copy(self, **changes: Any) -> DataValidationError:
+        fields = {
+            "quarantine": self.quarantine,
+            "detail": self.detail,
+            "quarantine_path": self.quarantine_path,
+            "note": self.note,
+        }
+        return DataValidationError(self.source, self.failures, **(fields | changes))
+
     def with_path(self, path: str) -> DataValidationError:
-        return DataValidationError(
-            self.source,
-            self.failures,
-            quarantine=self.quarantine,
-            detail=self.detail,
-            quarantine_path=path,
-        )
+        return self._copy(quarantine_path=path)
+
+    def with_note(self, note: str) -> DataValidationError:
+        return self._copy(note=note)
 
 
 class GateError(CTError):

@@ -6,6 +6,7 @@ Events are named `ct.model.registered`, `ct.model.promoted` and `ct.gate.rejecte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -15,6 +16,8 @@ from prefect.events import emit_event
 from blocks.registry import AliasEntry, ModelRegistry, ModelVersion
 from tasks.config import CTConfig
 from tasks.gate import GateDecision
+from tasks.train import Fitted
+from tasks.validate import FeatureSpec
 
 
 def open_registry(config: CTConfig) -> ModelRegistry:
@@ -22,6 +25,25 @@ def open_registry(config: CTConfig) -> ModelRegistry:
     if config.registry.block:
         return ModelRegistry.load(config.registry.block)  # type: ignore[return-value]
     return ModelRegistry(url=config.registry_url)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The serving model: its registry version, the fitted model and the contract it keeps."""
+
+    version: ModelVersion
+    model: Fitted
+    spec: FeatureSpec
+
+
+def champion_of(registry: ModelRegistry, mv: ModelVersion, trusted: list[str]) -> Champion:
+    """A version as a Champion: its model (loaded with ct's reviewed types plus `trusted`), the
+    labels its codes stand for, and its contract."""
+    spec = FeatureSpec.model_validate(mv.metadata["schema"]["spec"])
+    lineage = mv.metadata.get("lineage", {})
+    labels = lineage.get("labels", spec.classes) if spec.task == "classification" else None
+    estimator = registry.load_model_of(mv, trusted=trusted)
+    return Champion(version=mv, model=Fitted(estimator, labels), spec=spec)
 
 
 def decision_summary(decision: GateDecision) -> dict[str, Any]:

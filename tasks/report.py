@@ -6,11 +6,13 @@ the thin tasks at the end.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.config import Label, Task
 from tasks.format import fmt
 
 
@@ -22,10 +24,15 @@ class StepResult(BaseModel):
     source: str
     batch_id: str
     rows: int
+    task: Task = "classification"
+    #: What `champion_metric` measures: accuracy (classification) or the error the gate decides on.
+    metric_name: str = "accuracy"
     champion_version: int | None
     champion_metric: float | None
     drift: bool | None
     drifted_columns: list[str]
+    new_classes: list[Label] = Field(default_factory=list)
+    refused: bool = False
     quarantined: int = 0
     quarantine_path: str | None = None
     retrained: bool
@@ -40,32 +47,44 @@ BACKTEST_COLUMNS = [
     "batch",
     "source",
     "rows",
+    "task",
+    "metric_name",
     "champion_version",
     "metric_champion",
     "metric_static",
     "drift",
     "drifted_columns",
+    "new_classes",
     "quarantined",
+    "refused",
     "retrained",
     "promoted",
     "p_value",
     "new_version",
     "outcome",
 ]
+#: Metrics for which lower is better, as backtests show them.
+LOWER_IS_BETTER = {"mae", "mse", "log_loss", "brier"}
 
 
 def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> dict[str, object]:
-    """One line of backtest.csv: the champion's accuracy on the batch *before* learning from it."""
+    """One line of backtest.csv: the champion's metric on the batch *before* learning from it.
+
+    New classes are written as JSON, so their type survives the CSV (`[7]` vs `["7"]`)."""
     return {
         "batch": batch,
         "source": step.source,
         "rows": step.rows,
+        "task": step.task,
+        "metric_name": step.metric_name,
         "champion_version": step.champion_version,
         "metric_champion": step.champion_metric,
         "metric_static": metric_static,
         "drift": step.drift,
         "drifted_columns": " ".join(step.drifted_columns),
+        "new_classes": json.dumps(step.new_classes) if step.new_classes else "",
         "quarantined": step.quarantined,
+        "refused": step.refused,
         "retrained": step.retrained,
         "promoted": step.promoted,
         "p_value": step.p_value,
@@ -74,23 +93,96 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
     }
 
 
+def backtest_table(rows: list[dict[str, object]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=BACKTEST_COLUMNS).astype(
+        {"champion_version": "Int64", "new_version": "Int64"}
+    )
+
+
+class BacktestSummary(BaseModel):
+    """The backtest in one sentence's numbers. CT and the never-updated model are compared over
+    the batches both were scored on, refused batches included (production served them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batches: int
+    refused: int
+    failed: int
+    promotions: int
+    rejections: int
+    metric: str
+    lower_is_better: bool
+    compared: int
+    ct_mean: float | None
+    static_mean: float | None
+
+    @property
+    def gain(self) -> float | None:
+        """How much better CT did than the never-updated model (positive = better)."""
+        if self.ct_mean is None or self.static_mean is None:
+            return None
+        sign = -1.0 if self.lower_is_better else 1.0
+        return sign * (self.ct_mean - self.static_mean)
+
+    def sentence(self) -> str:
+        counts = (
+            f"{self.batches} batches, {self.refused} refused, {self.promotions} promotions, "
+            f"{self.rejections} rejections" + (f", {self.failed} failed" if self.failed else "")
+        )
+        if self.gain is None:
+            return counts + "."
+        direction = "lower" if self.lower_is_better else "higher"
+        return (
+            f"{counts}. Mean {self.metric} ({direction} is better) over the {self.compared} "
+            f"batches both were scored on: CT {self.ct_mean:.4f}, never-updated model "
+            f"{self.static_mean:.4f} ({'CT better' if self.gain > 0 else 'CT not better'} by "
+            f"{abs(self.gain):.4f})."
+        )
+
+
+def summarize_backtest(table: pd.DataFrame) -> BacktestSummary:
+    metric = str(table["metric_name"].iloc[-1]) if len(table) else "accuracy"
+    both = table.dropna(subset=["metric_champion", "metric_static"])
+    return BacktestSummary(
+        batches=len(table),
+        refused=int(table["refused"].astype(bool).sum()),
+        failed=int(table["outcome"].astype(str).str.startswith("failed").sum()),
+        promotions=int(table["promoted"].astype(bool).sum()),
+        rejections=int((table["outcome"] == "rejected").sum()),
+        metric=metric,
+        lower_is_better=metric in LOWER_IS_BETTER,
+        compared=len(both),
+        ct_mean=float(both["metric_champion"].mean()) if len(both) else None,
+        static_mean=float(both["metric_static"].mean()) if len(both) else None,
+    )
+
+
 #: The backtest columns a person reads first (CLI table, artifact), and their headings.
 SHOWN_COLUMNS = {
     "batch": "batch",
     "rows": "rows",
     "champion_version": "champion",
-    "metric_champion": "champion acc",
-    "metric_static": "first-model acc",
+    "metric_champion": "champion",
+    "metric_static": "first model",
     "drift": "drift",
     "p_value": "gate p",
     "outcome": "decision",
 }
 
 
+def shown_headings(metric: str) -> list[str]:
+    """The headings of SHOWN_COLUMNS with the metric named (e.g. 'champion mae')."""
+    return [
+        f"{heading} {metric}" if column in {"metric_champion", "metric_static"} else heading
+        for column, heading in SHOWN_COLUMNS.items()
+    ]
+
+
 def backtest_markdown(table: pd.DataFrame) -> str:
     """The per-batch backtest table as markdown, for the artifact and the README."""
     shown = list(SHOWN_COLUMNS)
-    header = "| " + " | ".join(shown) + " |"
+    metric = str(table["metric_name"].iloc[-1]) if len(table) else "accuracy"
+    header = "| " + " | ".join(shown_headings(metric)) + " |"
     rule = "|" + "---|" * len(shown)
     body = [
         "| " + " | ".join(fmt(row[c]) for c in shown) + " |"
@@ -100,16 +192,20 @@ def backtest_markdown(table: pd.DataFrame) -> str:
 
 
 def plot_backtest(table: pd.DataFrame, path: Path, *, title: str) -> Path:
-    """Accuracy per batch for CT and the never-updated first model, promotions and drift marked."""
+    """The metric per batch for CT and the never-updated first model; promotions, drift and
+    refused batches marked; the axis says which metric and which direction is better."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary = summarize_backtest(table)
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     x = table["batch"]
     for batch in table.loc[table["drift"].fillna(False).astype(bool), "batch"]:
         ax.axvspan(batch - 0.5, batch + 0.5, color="#f4a261", alpha=0.18, lw=0)
+    for batch in table.loc[table["refused"].astype(bool), "batch"]:
+        ax.axvspan(batch - 0.5, batch + 0.5, color="#e63946", alpha=0.15, lw=0, hatch="//")
     ax.plot(x, table["metric_static"], "o--", color="#888888", label="never-updated first model")
     ax.plot(x, table["metric_champion"], "o-", color="#1d6fa5", lw=2, label="continuous training")
     promoted = table[table["promoted"].astype(bool)]
@@ -126,13 +222,26 @@ def plot_backtest(table: pd.DataFrame, path: Path, *, title: str) -> Path:
         )
     ax.plot([], [], color="#2a9d8f", ls=":", label="promotion (serves from next batch)")
     ax.fill_between([], [], color="#f4a261", alpha=0.3, label="drift detected")
+    if summary.refused:
+        ax.fill_between([], [], color="#e63946", alpha=0.3, label=f"refused ({summary.refused})")
     ax.set_xlabel("batch (champion scored before it learns from the batch)")
-    ax.set_ylabel("accuracy")
-    ax.set_xticks(list(x))
-    ax.set_ylim(0, 1.05)
+    better = "lower" if summary.lower_is_better else "higher"
+    ax.set_ylabel(f"{summary.metric} ({better} is better)")
+    ax.set_xticks(list(x) if len(x) <= 30 else list(x)[:: max(1, len(x) // 30)])
+    if summary.metric == "accuracy":
+        ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.set_title(title, pad=16)
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    ax.text(
+        0.0,
+        -0.2,
+        summary.sentence(),
+        transform=ax.transAxes,
+        fontsize=7,
+        wrap=True,
+        va="top",
+    )
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

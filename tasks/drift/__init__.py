@@ -61,6 +61,16 @@ def drift_table(report: DriftReport) -> list[dict[str, object]]:
             "effect": f"{fmt(c.effect)} {c.effect_name}" if c.effect is not None else "-",
             "psi": fmt(c.psi),
             "missing": f"{fmt(c.missing_rate_reference)} -> {fmt(c.missing_rate_current)}",
+            "outside_ref_range": (
+                "-"
+                if c.outside_range_share is None
+                else f"{c.outside_range_share:.1%}" + (" (kept)" if c.outside_range else "")
+            ),
+            "new_values": (
+                f"{c.unseen_categories} ({c.unseen_share:.1%}): {', '.join(c.unseen_values[:3])}"
+                if c.unseen_categories
+                else "-"
+            ),
             "reason": c.reason,
         }
         for c in rows

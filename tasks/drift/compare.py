@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -56,6 +56,12 @@ class ColumnDrift(BaseModel):
     infinite_current: int = 0
     unseen_categories: int = 0
     unseen_share: float = 0.0
+    #: The first unseen categories (or new classes of a label), as text.
+    unseen_values: list[str] = Field(default_factory=list)
+    #: Numeric: the reference's [min, max], and the current values outside it (kept: drift).
+    reference_range: tuple[float, float] | None = None
+    outside_range: int = 0
+    outside_range_share: float | None = None
     drifted: bool
     reason: str
 
@@ -78,6 +84,15 @@ class DriftReport(BaseModel):
     @property
     def drifted_columns(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted and c.role == "feature"]
+
+    @property
+    def outside_range_columns(self) -> dict[str, float]:
+        """Numeric columns with values outside the reference range: column -> share of values."""
+        return {
+            c.column: c.outside_range_share
+            for c in self.columns
+            if c.outside_range and c.outside_range_share is not None
+        }
 
 
 def _finite(values: pd.Series) -> np.ndarray:
@@ -122,6 +137,7 @@ class _Pending(BaseModel):
     missing_p: float
     unseen: int = 0
     unseen_share: float = 0.0
+    unseen_values: list[str] = []
     note: str = ""
 
 
@@ -228,6 +244,7 @@ def _categorical_pending(
         "floor": config.js_floor,
         "unseen": len(unseen),
         "unseen_share": unseen_rows / cur.present if cur.present else 0.0,
+        "unseen_values": sorted(unseen, key=lambda k: -cur.counts[k])[:10],
     }
     if counts[0].sum() == 0 or counts[1].sum() == 0:
         side = "current" if counts[1].sum() == 0 else "reference"
@@ -298,8 +315,23 @@ def _verdict(
         )
     elif item.cur.infinite:
         sentence += f"; {item.cur.infinite} infinite values were set aside"
+    outside = item.cur.below_range + item.cur.above_range
+    reference_range = (
+        (item.ref.minimum, item.ref.maximum)
+        if item.kind == "numeric" and item.ref.minimum is not None and item.ref.maximum is not None
+        else None
+    )
+    outside_share = outside / item.cur.present if reference_range and item.cur.present else None
+    if outside and reference_range:
+        sentence += (
+            f"; {outside_share:.1%} of values outside the reference range "
+            f"[{reference_range[0]:.4g}, {reference_range[1]:.4g}] ({item.cur.below_range} below, "
+            f"{item.cur.above_range} above; kept and learned)"
+        )
     if item.unseen:
-        sentence += f"; {item.unseen} categories never seen in the reference ({item.unseen_share:.1%} of rows)"
+        what = "new classes" if item.role == "label" else "categories never seen in the reference"
+        shown = ", ".join(item.unseen_values[:5]) + (", ..." if item.unseen > 5 else "")
+        sentence += f"; {item.unseen} {what} ({shown}: {item.unseen_share:.1%} of rows)"
     if item.note and p_adj is not None and item.note not in sentence:
         sentence += f" ({item.note})"
     return ColumnDrift(
@@ -321,6 +353,10 @@ def _verdict(
         infinite_current=item.cur.infinite,
         unseen_categories=item.unseen,
         unseen_share=item.unseen_share,
+        unseen_values=item.unseen_values,
+        reference_range=reference_range,
+        outside_range=outside,
+        outside_range_share=outside_share,
         drifted=drifted,
         reason=sentence + ".",
     )
@@ -340,6 +376,11 @@ def compute_drift(
         roles=profile.roles,
         sample_rows=profile.sample_rows,
         seed=profile.seed + 1,
+        ranges={
+            c: (s.minimum, s.maximum)
+            for c, s in profile.columns.items()
+            if s.kind == "numeric" and s.minimum is not None and s.maximum is not None
+        },
     )
     missing_columns = [c for c in profile.kinds if c not in summary.columns]
 

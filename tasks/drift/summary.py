@@ -61,6 +61,9 @@ class ColumnSummary(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    #: Finite values below / above a given reference range (when one was given): drift, not error.
+    below_range: int = 0
+    above_range: int = 0
 
     @property
     def present(self) -> int:
@@ -110,7 +113,12 @@ def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
     return values.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> ColumnSummary:
+def _numeric_summary(
+    values: np.ndarray,
+    edges: list[float],
+    role: Role,
+    reference_range: tuple[float, float] | None = None,
+) -> ColumnSummary:
     # squares are summed about the middle reference edge (near the mean, known before the pass);
     # if the data sit far from it, the variance is taken again about their own mean
     shift = edges[len(edges) // 2] if edges else 0.0
@@ -123,6 +131,14 @@ def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> Colu
         deviations = finite - (mean_shift + shift)
         m2 = float(deviations @ deviations)
     counts = np.diff([0, *tally.below.tolist(), n])
+    below = above = 0
+    if reference_range is not None and n:
+        low, high = reference_range
+        # the pass gave the range: only a column that left the reference's pays one more pass
+        if tally.minimum < low:
+            below = int(np.count_nonzero((values < low) & (values > -np.inf)))
+        if tally.maximum > high:
+            above = int(np.count_nonzero((values > high) & (values < np.inf)))
     return ColumnSummary(
         kind="numeric",
         role=role,
@@ -134,6 +150,8 @@ def _numeric_summary(values: np.ndarray, edges: list[float], role: Role) -> Colu
         minimum=tally.minimum if n else None,
         maximum=tally.maximum if n else None,
         counts={str(i): int(c) for i, c in enumerate(counts)},
+        below_range=below,
+        above_range=above,
     )
 
 
@@ -172,16 +190,19 @@ def summarize(
     sample_rows: int = 5_000,
     seed: int = 0,
     row_offset: int = 0,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Summary:
-    """Summarise `frame` (rows `row_offset`... of a larger table) against fixed numeric `edges`."""
+    """Summarise `frame` (rows `row_offset`... of a larger table) against fixed numeric `edges`;
+    with `ranges` (the reference's), count the values outside them too."""
     roles = roles or {}
+    ranges = ranges or {}
     present = [c for c in kinds if c in frame.columns]
 
     def column_summary(column: str) -> ColumnSummary:
         role = roles.get(column, "feature")
         if kinds[column] == "numeric":
             values = _numeric_values(frame[column], column)
-            return _numeric_summary(values, edges[column], role)
+            return _numeric_summary(values, edges[column], role, ranges.get(column))
         return _categorical_summary(frame[column], role)
 
     columns = dict(zip(present, on_every_core(column_summary, present), strict=True))
@@ -224,6 +245,8 @@ def _merge_column(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary:
         minimum=min(bounds) if bounds else None,
         maximum=max(tops) if tops else None,
         counts=counts,
+        below_range=a.below_range + b.below_range,
+        above_range=a.above_range + b.above_range,
     )
 
 
@@ -274,6 +297,7 @@ def summarize_chunks(
     roles: dict[str, Role] | None = None,
     sample_rows: int = 5_000,
     seed: int = 0,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[Summary, pd.DataFrame]:
     """Merge the summaries of consecutive chunks; also return the data's columns and dtypes (as a
     frame with no rows), for the columns the reference does not know."""
@@ -290,6 +314,7 @@ def summarize_chunks(
             sample_rows=sample_rows,
             seed=seed,
             row_offset=offset,
+            ranges=ranges,
         )
         summary = part if summary is None else merge(summary, part)
         offset += len(chunk)

@@ -24,6 +24,7 @@ from tasks.gate.decision import (
     check_unseen,
     choose_test,
     compare,
+    interval_text,
 )
 from tasks.gate.metrics import METRICS, GateInputError, get_metric
 
@@ -40,6 +41,7 @@ __all__ = [
     "gate_candidate",
     "gate_markdown",
     "get_metric",
+    "interval_text",
 ]
 
 
@@ -63,8 +65,11 @@ def gate_markdown(decision: GateDecision, *, name: str, candidate: str = "candid
         "",
         f"Test: `{decision.test}`, one-sided p = {decision.p_value:.4g}, alpha = {decision.alpha:g}, "
         f"minimum effect = {decision.min_effect:g}; "
-        f"{100 * (1 - 2 * decision.alpha):.0f}% CI of the improvement: "
-        f"[{fmt(decision.ci_low, 4)}, {fmt(decision.ci_high, 4)}].",
+        + (
+            f"{interval_text(decision.alpha, decision.ci_low, decision.ci_high)} of the improvement."
+            if decision.ci_low is not None
+            else "no interval."
+        ),
     ]
     return "\n".join(lines)
 

@@ -28,7 +28,7 @@ from tasks.gate.metrics import (
     scores_for_auc,
 )
 from tasks.gate.paired_tests import TestResult, diebold_mariano, mcnemar, paired_t, wilcoxon
-from tasks.train import BatchSlice, TrainingWindow
+from tasks.window import BatchSlice, TrainingWindow
 
 TestName = Literal[
     "auto",
@@ -112,11 +112,22 @@ class GateDecision(BaseModel):
     reasons: list[str]
 
 
-def choose_test(metric: Metric, *, ordered: bool) -> str:
+def interval_text(alpha: float, low: float | None, high: float | None) -> str:
+    """The improvement's two-sided (1 - 2 alpha) interval as a person reads it: its level, then
+    the bounds low to high (a BCa interval's ends can come out swapped when the resamples are very
+    skewed; the interval is the same), or '' when there is none."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    low, high = min(low, high), max(low, high)
+    return f"{100 * (1 - 2 * alpha):.0f}% CI [{low:+.4f}, {high:+.4f}]"
+
+
+def choose_test(metric: Metric, *, ordered: bool, classes: int = 2) -> str:
     """A sound default: exact McNemar for accuracy, the t-test for other per-row metrics, DeLong for
-    ROC AUC, the bootstrap otherwise; with time-ordered rows, tests that allow for dependence."""
+    a binary ROC AUC, the bootstrap otherwise (a one-vs-rest AUC of more than two classes among
+    them); with time-ordered rows, tests that allow for dependence."""
     if metric.name == "roc_auc":
-        return "bootstrap" if ordered else "delong"
+        return "bootstrap" if ordered or classes > 2 else "delong"
     if metric.rows is None:
         return "bootstrap"
     if ordered:
@@ -236,7 +247,8 @@ def compare(
             g if g.rows is None else g.model_copy(update={"rows": np.asarray(g.rows)[sort]})
             for g in guards
         ]
-    chosen = choose_test(m, ordered=ordered) if test == "auto" else test
+    classes = base.shape[1] if base.ndim == 2 else 2
+    chosen = choose_test(m, ordered=ordered, classes=classes) if test == "auto" else test
     if chosen not in MIN_ROWS:
         raise GateInputError(f"unknown test {test!r}; use 'auto' or one of {sorted(MIN_ROWS)}")
     if chosen.startswith("mcnemar") and m.name != "accuracy":
@@ -247,6 +259,15 @@ def compare(
         )
     if chosen == "delong" and m.name != "roc_auc":
         raise GateInputError("test 'delong' compares ROC AUCs: use metric 'roc_auc'")
+    if chosen == "delong" and classes > 2:
+        raise GateInputError(
+            f"test 'delong' is for two classes; these rows have {classes}: use 'bootstrap' "
+            "(one-vs-rest ROC AUC)"
+        )
+    if not 0 < alpha <= 0.5:
+        raise GateInputError(
+            f"alpha {alpha} is outside (0, 0.5]; a one-sided test needs alpha <= 0.5"
+        )
     common = {
         "test": chosen,
         "metric": m.name,
@@ -293,14 +314,11 @@ def compare(
     guard_results = [_guard(g, y, base, cand) for g in guards]
     failed = [g for g in guard_results if not g.passed]
     direction = "higher" if m.higher_is_better else "lower"
+    interval = interval_text(alpha, result.ci_low, result.ci_high)
     reasons = [
         f"On {len(y)} held-back rows the candidate's {m.name} is {cand_value:.4f} vs the "
         f"{baseline}'s {base_value:.4f} ({direction} is better): improvement {effect:+.4f}"
-        + (
-            f", {100 * (1 - 2 * alpha):.0f}% CI [{result.ci_low:+.4f}, {result.ci_high:+.4f}]."
-            if math.isfinite(result.ci_low)
-            else "."
-        ),
+        + (f", {interval}." if interval else "."),
         f"{chosen}: one-sided p = {result.p_value:.3g} ({'<' if significant else '≥'} alpha {alpha:g}).",
     ]
     if significant and effect < min_effect:
@@ -315,13 +333,14 @@ def compare(
         if promote
         else f"Reject: not enough evidence that the candidate beats the {baseline}."
     )
+    finite = math.isfinite(result.ci_low) and math.isfinite(result.ci_high)
     return GateDecision(
         promote=promote,
         statistic=result.statistic if math.isfinite(result.statistic) else None,
         p_value=result.p_value,
         effect=effect,
-        ci_low=result.ci_low if math.isfinite(result.ci_low) else None,
-        ci_high=result.ci_high if math.isfinite(result.ci_high) else None,
+        ci_low=min(result.ci_low, result.ci_high) if finite else None,
+        ci_high=max(result.ci_low, result.ci_high) if finite else None,
         baseline_metric=base_value,
         candidate_metric=cand_value,
         guards=guard_results,

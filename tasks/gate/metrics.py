@@ -1,9 +1,17 @@
 """Metrics the gate can decide on, as per-row values where they exist and as weighted aggregates.
 
-`*_score` metrics are higher-better, `*_loss`/`*_error` metrics lower-better. Every aggregate takes a
-weight matrix (resamples x rows), so one call evaluates a whole bootstrap; weights of 1 give the
-plain metric. Predictions are labels (1-D ints), binary probabilities (1-D P(class 1)), class
-probabilities (2-D, columns in class order) or numbers (regression).
+Higher is better for accuracy, ROC AUC and F1; lower for log loss, Brier, MSE and MAE. Every
+aggregate takes a weight matrix (resamples x rows), so one call evaluates a whole bootstrap; weights
+of 1 give the plain metric. The truth is class codes 0..k-1 (classification) or numbers
+(regression); predictions are codes (1-D ints), binary probabilities (1-D P(class 1)), class
+probabilities (2-D, columns in class order) or numbers.
+
+Multiclass forms: Brier is the sum over classes of squared probability errors (binary: the usual
+(p - y)^2); F1 is the F1 of class 1 for two classes and the macro average over the classes present
+in the truth or the predictions for more; ROC AUC is one-vs-rest, the unweighted mean over classes
+that have both positives and negatives (scikit-learn's `multi_class="ovr"`, `average="macro"`).
+Log loss clips probabilities to [1e-15, 1 - 1e-15], so a class a model never learned (probability
+0) costs -log(1e-15) = 34.5 per row, not infinity.
 """
 
 from __future__ import annotations
@@ -75,19 +83,57 @@ def weighted_mean(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights @ rows) / weights.sum(axis=1)
 
 
-def weighted_f1(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """F1 of class 1 under each weight row; 0 where there are no true or predicted positives."""
-    labels = as_labels(pred)
-    tp = weights @ ((labels == 1) & (y == 1)).astype(float)
-    fp = weights @ ((labels == 1) & (y != 1)).astype(float)
-    fn = weights @ ((labels != 1) & (y == 1)).astype(float)
+def _class_f1(y: np.ndarray, labels: np.ndarray, k: int, weights: np.ndarray) -> np.ndarray:
+    tp = weights @ ((labels == k) & (y == k)).astype(float)
+    fp = weights @ ((labels == k) & (y != k)).astype(float)
+    fn = weights @ ((labels != k) & (y == k)).astype(float)
     denominator = 2 * tp + fp + fn
     return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
 
+def weighted_f1(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """F1 under each weight row: of class 1 for two classes (0 where there are no true or
+    predicted positives), else macro-averaged over the classes present in the truth or the
+    predictions of each resample."""
+    labels = as_labels(pred)
+    y = np.asarray(y).astype(np.int64)
+    k = max(int(y.max(initial=0)), int(labels.max(initial=0))) + 1
+    if np.asarray(pred).ndim == 2:
+        k = max(k, np.asarray(pred).shape[1])
+    if k <= 2:
+        return _class_f1(y, labels, 1, weights)
+    total = np.zeros(weights.shape[0])
+    present = np.zeros(weights.shape[0])
+    for c in range(k):
+        seen = weights @ ((y == c) | (labels == c)).astype(float) > 0
+        total += np.where(seen, _class_f1(y, labels, c, weights), 0.0)
+        present += seen
+    return np.divide(total, present, out=np.zeros_like(total), where=present > 0)
+
+
 def scores_for_auc(pred: np.ndarray) -> np.ndarray:
+    """Binary scores: P(class 1) from 1-D probabilities or the second of two columns."""
     pred = np.asarray(pred, dtype=float)
+    if pred.ndim == 2 and pred.shape[1] != 2:
+        raise GateInputError(
+            f"{pred.shape[1]} classes: a binary ROC AUC (DeLong) does not apply; use the bootstrap"
+        )
     return pred[:, 1] if pred.ndim == 2 else pred
+
+
+def weighted_roc_auc(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Binary ROC AUC, or for class probabilities of more than two classes the one-vs-rest mean
+    over the classes with both positives and negatives under each weight row."""
+    pred = np.asarray(pred, dtype=float)
+    if pred.ndim == 1 or pred.shape[1] == 2:
+        return weighted_auc(y, scores_for_auc(pred), weights)
+    per_class = np.stack(
+        [weighted_auc((y == k).astype(np.int64), pred[:, k], weights) for k in range(pred.shape[1])]
+    )
+    defined = np.isfinite(per_class)
+    count = defined.sum(axis=0)
+    total = np.where(defined, per_class, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
 
 
 def weighted_auc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -139,15 +185,9 @@ METRICS: dict[str, Metric] = {
         _row_metric("accuracy", accuracy_rows, True, "labels"),
         _row_metric("log_loss", log_loss_rows, False, "probabilities"),
         _row_metric("brier", brier_rows, False, "probabilities"),
-        _row_metric("squared_error", squared_error_rows, False, "numbers"),
-        _row_metric("absolute_error", absolute_error_rows, False, "numbers"),
-        Metric(
-            "roc_auc",
-            True,
-            "probabilities",
-            None,
-            lambda y, p, w: weighted_auc(y, scores_for_auc(p), w),
-        ),
+        _row_metric("mse", squared_error_rows, False, "numbers"),
+        _row_metric("mae", absolute_error_rows, False, "numbers"),
+        Metric("roc_auc", True, "probabilities", None, weighted_roc_auc),
         Metric("f1", True, "labels", None, weighted_f1),
     )
 }

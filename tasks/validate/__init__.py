@@ -14,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.data import BadLine
 from tasks.drift.profile import ReferenceProfile
 from tasks.errors import CTError, DataValidationError
-from tasks.validate.contract import FeatureSpec, build_schema, fit_contract, infer_spec
+from tasks.validate.contract import FeatureSpec, infer_spec
 from tasks.validate.quality import QualityReport, run_quality_suite
-from tasks.validate.rows import QuarantineRecords, ValidationOutcome, validate_rows
+from tasks.validate.rows import QuarantineRecords, ValidationOutcome, build_schema, validate_rows
 
 __all__ = [
     "FeatureSpec",
@@ -25,7 +25,6 @@ __all__ = [
     "ValidationOutcome",
     "build_schema",
     "check_quality",
-    "fit_contract",
     "infer_spec",
     "validate_batch",
     "write_quarantine",

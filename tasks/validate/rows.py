@@ -1,11 +1,15 @@
 """Row-level validation with a quarantine: bad rows are set aside with the reason, never dropped.
 
-A batch first passes table-level checks (every contract column present, at least one parsable value
-per column). Each value is then coerced to its contract type; values that do not parse, and values
-that break a check (finite, in range, not missing, a known class), mark their row as bad. Bad rows
-go to the quarantine with, per failure, the column, the check and the raw value; the rest goes on
-while bad rows are at most `max_bad_fraction` of the batch. Above that, or on a table-level failure,
-the step stops and the whole batch is quarantined.
+Only data that cannot be right is bad: a value that does not parse as its column's type, ±inf, a
+missing target or declared non-null feature, a label outside a *closed* class set, a value outside
+bounds the user declared, a CSV line that does not split into the header's fields. Values outside
+what the champion saw (a wider range, a new category, a new class of an open set) are drift: they
+are kept, reported by the drift step and learned by the next candidate.
+
+A batch first passes table-level checks (every contract column present, its values of the right
+type at all). Bad rows go to the quarantine with, per failure, the column, the rule and the raw
+value; the rest goes on while bad rows are at most `max_bad_fraction` of the batch. Above that, or
+on a table-level failure, the batch is refused and quarantined whole.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.data import BadLine
 from tasks.errors import DataValidationError
-from tasks.validate.contract import FeatureSpec, build_schema
+from tasks.labels import normalize_labels, parse_numbers
+from tasks.validate.contract import FeatureSpec
 
 RAGGED = "csv_fields"
 
@@ -65,8 +70,16 @@ def _raw_json(frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
     return [json.dumps(r, default=str) for r in subset.to_dict("records")]
 
 
+NUMBER = "coerce_dtype('float64')"
+FINITE = "finite (no ±inf)"
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    return pd.Series(~np.isinf(series.to_numpy(dtype=float, na_value=np.nan)), index=series.index)
+
+
 def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[dict[str, object]]]:
-    """Coerce each contract column; values that do not parse become NaN and a failure record."""
+    """Coerce each contract column; values that do not parse become missing and a failure record."""
     out = pd.DataFrame(index=frame.index)
     failures: list[dict[str, object]] = []
 
@@ -81,13 +94,16 @@ def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[
                 }
             )
 
-    for column in [*spec.numeric, spec.target]:
+    numbers = [*spec.numeric, *([spec.target] if spec.task == "regression" else [])]
+    for column in numbers:
         raw = frame[column]
-        values = (
-            pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
-        )
-        note(column, "coerce_dtype('float64')", values.isna() & raw.notna())
-        out[column] = values.astype(float)
+        values = parse_numbers(raw)
+        note(column, NUMBER, values.isna() & raw.notna())
+        out[column] = values
+    if spec.task == "classification":
+        labels, unreadable = normalize_labels(frame[spec.target], spec.label_kind)
+        note(spec.target, f"label_type('{spec.label_kind}')", unreadable)
+        out[spec.target] = labels
     for column in spec.categorical:
         raw = frame[column]
         out[column] = raw.where(raw.isna(), raw.astype(str)).astype(object)
@@ -100,6 +116,66 @@ def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[
         note(spec.time_column, "coerce_dtype('datetime64[ns]')", times.isna() & raw.notna())
         out[spec.time_column] = times.dt.tz_convert(None).astype("datetime64[ns]")
     return out, failures
+
+
+def bounds_rule(low: float | None, high: float | None) -> str:
+    """How a declared bound reads in the quarantine and in error messages."""
+    return f"declared bounds [{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+
+
+def build_schema(spec: FeatureSpec) -> pa.DataFrameSchema:
+    """Pandera schema of a batch after `_coerce`: only the rules a row cannot break and be right.
+
+    Finite numbers, the declared bounds, the declared non-null features, a present target and,
+    for a closed class set, a known label. Nothing learned from training data is checked here.
+    """
+    unknown = sorted(set(spec.bounds) - {*spec.numeric, spec.target})
+    if unknown:
+        raise ValueError(
+            f"dataset.bounds names {unknown}, which are not numeric columns of the contract "
+            f"(numeric: {spec.numeric})"
+        )
+    columns: dict[str, pa.Column] = {}
+    if spec.time_column:
+        columns[spec.time_column] = pa.Column(nullable=False)
+
+    def number_checks(name: str) -> list[pa.Check]:
+        checks = [pa.Check(_finite, error=FINITE)]
+        if name in spec.bounds:
+            low, high = spec.bounds[name]
+            checks.append(
+                pa.Check.in_range(
+                    -np.inf if low is None else low,
+                    np.inf if high is None else high,
+                    error=bounds_rule(low, high),
+                )
+            )
+        return checks
+
+    for name in spec.numeric:
+        columns[name] = pa.Column(
+            float, nullable=name not in spec.non_null, checks=number_checks(name)
+        )
+    for name in spec.categorical:  # text already; a dtype check would map per value
+        columns[name] = pa.Column(nullable=name not in spec.non_null)
+    if spec.task == "regression":
+        columns[spec.target] = pa.Column(float, nullable=False, checks=number_checks(spec.target))
+    else:
+        closed = [pa.Check.isin(spec.classes or [])] if spec.classes_closed else []
+        columns[spec.target] = pa.Column(nullable=False, checks=closed)
+    return pa.DataFrameSchema(columns, strict="filter", ordered=False)
+
+
+def _typed_target(values: pd.Series, spec: FeatureSpec) -> pd.Series:
+    """The target of valid rows in the type its labels keep (int64, bool, str) or float64."""
+    if spec.task == "regression":
+        return values.astype(np.float64)
+    kind = spec.label_kind
+    if kind == "int":
+        return values.astype(np.int64)
+    if kind == "bool":
+        return values.astype(bool)
+    return values.astype(object)
 
 
 def validate_rows(
@@ -134,23 +210,24 @@ def validate_rows(
             quarantine=_whole(frame, "column_in_dataframe", f"missing columns {missing}"),
         )
     coerced, failures = _coerce(frame, spec)
-    for column in [*spec.numeric, spec.target]:
+    typed = [*spec.numeric, spec.target]
+    for column in typed:
         raw = frame[column]
         if raw.notna().any() and coerced[column].isna().all():
+            rule = next(str(f["check"]) for f in failures if f["column"] == column)
+            what = "a number" if rule == NUMBER else f"a {spec.label_kind} label"
             raise DataValidationError(
                 source,
                 [
                     {
                         "column": column,
-                        "check": "coerce_dtype('float64')",
+                        "check": rule,
                         "failure_case": raw.dropna().iloc[0],
                         "row": None,
                     }
                 ],
-                quarantine=_whole(
-                    frame, "coerce_dtype('float64')", f"no value of {column!r} is a number"
-                ),
-                detail=f"no value parses as a number: the whole column has the wrong type ({raw.dtype})",
+                quarantine=_whole(frame, rule, f"no value of {column!r} is {what}"),
+                detail=f"no value parses as {what}: the whole column has the wrong type ({raw.dtype})",
             )
     try:
         build_schema(spec).validate(coerced, lazy=True)
@@ -180,7 +257,9 @@ def validate_rows(
             )
     # a value that did not parse is NaN now: its nullability failure is the same fault, said twice
     parse_failed = {
-        (f["row"], f["column"]) for f in failures if str(f["check"]).startswith("coerce")
+        (f["row"], f["column"])
+        for f in failures
+        if str(f["check"]).startswith(("coerce", "label_type"))
     }
     failures = [
         f
@@ -238,7 +317,7 @@ def validate_rows(
             detail=reason,
         )
     valid = coerced.loc[~coerced.index.isin(bad_rows), spec.columns]
-    valid[spec.target] = valid[spec.target].astype(np.int64)
+    valid[spec.target] = _typed_target(valid[spec.target], spec)
     if spec.time_column:
         valid = valid.sort_values(spec.time_column, kind="stable")
     return valid.reset_index(drop=True), QuarantineRecords.validate(records), outcome

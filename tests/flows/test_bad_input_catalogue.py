@@ -1,7 +1,9 @@
-"""The bad-input catalogue, each case through `python flows/ct.py run --data FILE` (issue 7).
+"""The bad-input catalogue, each case through `python flows/ct.py run --data FILE` (issues 7, 12).
 
 Every case has a documented outcome (README, "Bad input"): the exit code, the message, what the
-quarantine holds; and none changes the champion or the registry.
+quarantine holds; and none changes the champion or the registry. Only data that cannot be right is
+quarantined (issue 12): what the champion never saw (a wider range, a new category, a missing value
+in a feature nobody declared non-null) is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def setup(tmp_path_factory):
                 "state_dir": str(root / "state"),
                 "retrain": {"policy": "on_drift"},
                 "validation": {"allowed_roots": [str(landing)], "max_bytes": 1_000_000},
+                "dataset": {
+                    "classes": [0, 1],  # declared: a closed set
+                    "bounds": {"age": [0, 120]},
+                    "non_null": ["age"],
+                },
             }
         )
     )
@@ -123,11 +130,27 @@ CASES = [
         "coerce_dtype('float64')",
     ),
     (
-        "NaN in a non-nullable feature",
+        "NaN in a declared non-null feature",
         with_value("age", np.nan),
         0,
         "1 rows quarantined",
         "not_nullable",
+    ),
+    ("NaN in another feature", with_value("tenure_months", np.nan, rows=60), 0, "", None),
+    (
+        "outside the declared bounds",
+        with_value("age", 130),
+        0,
+        "1 rows quarantined",
+        "declared bounds [0, 120]",
+    ),
+    ("far outside the training range", with_value("usage_hours", 10_000.0, rows=60), 0, "", None),
+    (
+        "an unknown class of the declared set",
+        with_value("churned", 2),
+        0,
+        "1 rows quarantined",
+        "isin([0, 1])",
     ),
     ("+inf", with_value("usage_hours", np.inf), 0, "1 rows quarantined", "finite (no ±inf)"),
     ("-inf", with_value("usage_hours", -np.inf), 0, "1 rows quarantined", "finite (no ±inf)"),
@@ -202,6 +225,7 @@ def test_catalogue(setup, capsys, registry_snapshot, name, make, code, message, 
         assert message in captured.out, captured.out
     assert registry_snapshot(root) == before, f"{name} changed the registry"
     if quarantine is None:
+        assert "quarantined" not in captured.out, captured.out
         return
     kept = list((root / "state" / "quarantine").rglob("*.parquet"))
     matching = [

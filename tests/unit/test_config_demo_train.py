@@ -7,8 +7,9 @@ import pytest
 from tasks.config import CTConfig
 from tasks.demo import ABRUPT_BATCH, demo_batch, demo_stream, write_demo_stream
 from tasks.errors import ConfigError
-from tasks.train import fingerprint, fit_candidate, fit_floor, split_holdout
+from tasks.train import fit_candidate, fit_floor, predict, split_holdout
 from tasks.validate import infer_spec
+from tasks.window import fingerprint
 
 
 def test_config_from_yaml_and_its_errors(tmp_path):
@@ -47,8 +48,8 @@ def test_demo_stream_has_the_documented_abrupt_drift():
     assert after["usage_hours"].mean() - before["usage_hours"].mean() > 4
     spec = infer_spec(before, CTConfig().dataset)
     model = fit_candidate(before, spec, CTConfig().model, seed=0)
-    acc_before = np.mean(model.predict(before[spec.features]) == before[spec.target])
-    acc_after = np.mean(model.predict(after[spec.features]) == after[spec.target])
+    acc_before = np.mean(predict(model, before, spec) == before[spec.target])
+    acc_after = np.mean(predict(model, after, spec) == after[spec.target])
     assert acc_before - acc_after > 0.2  # the concept changed, not just the inputs
 
 
@@ -63,8 +64,8 @@ def test_holdout_is_the_newest_slice_and_never_empty():
 def test_floor_is_the_majority_class_and_fingerprint_is_content_based():
     frame = demo_batch(1, rows=200)
     spec = infer_spec(frame, CTConfig().dataset)
-    floor = fit_floor(frame, spec)
-    assert set(floor.predict(frame[spec.features])) == {frame["churned"].mode()[0]}
+    floor = fit_floor(frame, spec, metric="log_loss")
+    assert set(predict(floor, frame, spec)) == {frame["churned"].mode()[0]}
     assert fingerprint(frame) == fingerprint(frame.copy())
     assert fingerprint(frame) != fingerprint(frame.iloc[::-1])
 

@@ -24,7 +24,7 @@ from tasks.gate.paired_tests import (
     prewhitened_long_run_variance,
     wilcoxon,
 )
-from tasks.train import BatchSlice, TrainingWindow
+from tasks.window import BatchSlice, TrainingWindow
 
 pairs = st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=300)
 
