@@ -128,7 +128,7 @@ def test_a_numeric_column_with_a_few_bad_cells_stays_numeric():
     frame.loc[[3, 50], "income"] = "abc"
     spec = spec_for(frame)
     assert "income" in spec.numeric
-    valid, records, outcome = validate_rows(frame, spec, source="f.csv", max_bad_fraction=0.05)
+    _, records, outcome = validate_rows(frame, spec, source="f.csv", max_bad_fraction=0.05)
     assert outcome.rows_quarantined == 2 and set(records["value"]) == {"abc"}
     mostly_text = frame.astype({"age": object})
     mostly_text.loc[:20, "age"] = "old"
