@@ -67,9 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=prefect,
-        help="backtest CT over the built-in demo stream (the default)",
-        description="Generate the demo stream (known drift at batch 6 and from batch 9) and "
-        "backtest the CT policy over it in a fresh registry.",
+        help="backtest CT over the built-in demo stream (the default) or another generated one",
+        description="Generate a stream (the demo: known drift at batch 6 and from batch 9; or "
+        "one shaped like real data, --stream) and backtest the CT policy over it in a fresh "
+        "registry.",
     )
     _demo_options(demo)
     demo.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser(
         "demo-data",
-        help="write the demo stream as one CSV per batch",
+        help="write a generated stream as one CSV per batch",
         description="Write batch-01.csv, batch-02.csv, ... to try `run` and `backtest` on files.",
     )
     data.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the CSV files into")
@@ -211,10 +212,34 @@ def _prefect_option() -> argparse.ArgumentParser:
     return shared
 
 
+#: The generated streams (tasks/streams.py), named here so that --help imports nothing heavy;
+#: tests/flows/test_streams.py checks that the two lists agree.
+STREAM_NAMES = (
+    "demo",
+    "range-growth",
+    "indicator",
+    "new-class",
+    "string-labels",
+    "seven-classes",
+    "regression",
+)
+
+
 def _demo_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batches", type=int, default=12, metavar="N", help="batches (default 12)")
     parser.add_argument(
-        "--rows", type=int, default=800, metavar="N", help="rows per batch (default 800)"
+        "--stream",
+        default="demo",
+        choices=STREAM_NAMES,
+        metavar="NAME",
+        help="which generated stream (default demo): "
+        + ", ".join(STREAM_NAMES)
+        + "; each is described in tasks/streams.py",
+    )
+    parser.add_argument(
+        "--batches", type=int, metavar="N", help="batches (default: the stream's, 12 for demo)"
+    )
+    parser.add_argument(
+        "--rows", type=int, metavar="N", help="rows per batch (default: the stream's, 800 for demo)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
@@ -341,12 +366,27 @@ def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.backtest import backtest
-    from tasks.demo import write_demo_stream
+    from tasks.streams import get_stream, write_stream
 
     out = _out_dir(args.out)
-    files = write_demo_stream(out / "data", n_batches=args.batches, rows=args.rows, seed=args.seed)
-    config = _config(args.config, state_dir=str(out))
-    console.print(f"Demo stream: {len(files)} batches of {args.rows} rows in {out / 'data'}")
+    stream = get_stream(args.stream)
+    files = write_stream(
+        args.stream, out / "data", batches=args.batches, rows=args.rows, seed=args.seed
+    )
+    overrides: dict[str, Any] = {"state_dir": str(out)}
+    if args.stream != "demo":
+        base = CTConfig.from_yaml(args.config).dataset if args.config else None
+        overrides["dataset"] = {
+            **(base.model_dump() if base else {}),
+            "name": base.name if base else args.stream,
+            "target": stream.target,
+            "time_column": stream.time_column,
+        }
+    config = _config(args.config, **overrides)
+    console.print(
+        f"Stream {stream.name!r} ({stream.description}): {len(files)} batches of "
+        f"{args.rows or stream.rows} rows in {out / 'data'}"
+    )
     with prefect_backend(args.prefect) as label:
         console.print(f"Prefect: {label}")
         rows = backtest([str(f) for f in files], config, str(out))
@@ -355,9 +395,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from tasks.demo import write_demo_stream
+    from tasks.streams import write_stream
 
-    files = write_demo_stream(args.out_dir, n_batches=args.batches, rows=args.rows, seed=args.seed)
+    files = write_stream(
+        args.stream, args.out_dir, batches=args.batches, rows=args.rows, seed=args.seed
+    )
     console.print(
         f"Wrote {len(files)} batches to {args.out_dir}: {files[0].name} ... {files[-1].name}"
     )
