@@ -358,7 +358,7 @@ def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
     console.print(table)
     for line in failures:
         err.print(f"[red]{line}[/]", soft_wrap=True)
-    console.print(summarize_backtest(backtest_table(rows)).sentence())
+    console.print(summarize_backtest(backtest_table(rows)).sentence(), soft_wrap=True)
     console.print(
         f"Wrote {out / 'backtest.csv'} and {out / 'backtest.png'}; registry in {out / 'registry'}."
     )

@@ -277,3 +277,26 @@ def test_plot_shares_label_categories_as_the_summaries_do():
     assert list(shares.index) == ["1", "2", "3"]  # not "1.0": one row per category
     assert shares.loc["1"].tolist() == pytest.approx([0.6, 0.3])
     assert shares.loc["3"].tolist() == pytest.approx([0.0, 0.2])
+
+
+def test_values_outside_the_reference_range_are_counted_not_refused():
+    """Issue 12: the share of rows outside the reference range, per numeric column, exactly."""
+    rng = np.random.default_rng(40)
+    reference = pd.DataFrame({"x": rng.uniform(0, 1, 2000), "flag": np.zeros(2000)})
+    current = pd.DataFrame({"x": rng.uniform(0, 2, 1000), "flag": (rng.random(1000) < 0.3) * 1.0})
+    current.loc[:4, "x"] = [-0.5, np.inf, -np.inf, np.nan, 0.5]
+    report = compute_drift(build_profile(reference), current)
+    x, flag = by_column(report)["x"], by_column(report)["flag"]
+    values = current["x"].to_numpy()
+    finite = values[np.isfinite(values)]
+    low, high = reference["x"].min(), reference["x"].max()
+    outside = np.count_nonzero((finite < low) | (finite > high))
+    assert x.reference_range == (low, high) and x.outside_range == outside
+    assert x.outside_range_share == pytest.approx(outside / finite.size)
+    assert "outside the reference range" in x.reason and x.drifted
+    assert flag.outside_range == int((current["flag"] == 1).sum())  # a 0/1 indicator that flipped
+    assert report.outside_range_columns.keys() == {"x", "flag"}
+    rows = {r["column"]: r for r in drift_table(report)}
+    assert rows["x"]["outside_ref_range"].endswith("(kept)")
+    same = compute_drift(build_profile(reference), reference)
+    assert by_column(same)["x"].outside_range == 0 and same.outside_range_columns == {}

@@ -6,13 +6,28 @@ import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from sklearn.metrics import brier_score_loss, f1_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    roc_auc_score,
+)
 
 from tasks.errors import GateError
-from tasks.gate import GateInputError, Guard, check_unseen, choose_test, compare, get_metric
+from tasks.gate import (
+    GateInputError,
+    Guard,
+    check_unseen,
+    choose_test,
+    compare,
+    get_metric,
+    interval_text,
+)
 from tasks.gate.bootstrap import paired_bootstrap, resample_weights
 from tasks.gate.delong import delong_paired
-from tasks.gate.metrics import as_labels, weighted_auc, weighted_f1
+from tasks.gate.metrics import as_labels, weighted_auc, weighted_f1, weighted_roc_auc
 from tasks.gate.paired_tests import (
     andrews_lags,
     diebold_mariano,
@@ -163,6 +178,105 @@ def test_metrics_equal_sklearn():
     y3 = rng.integers(0, 3, 200)
     assert get_metric("log_loss").value(y3, probs) == pytest.approx(log_loss(y3, probs))
     assert list(as_labels(probs)) == list(np.argmax(probs, axis=1))
+
+
+def test_multiclass_and_regression_metrics_equal_sklearn():
+    """Issue 13: Brier (multiclass form), macro F1 and one-vs-rest ROC AUC for seven classes,
+    MSE and MAE for regression."""
+    rng = np.random.default_rng(16)
+    k, n = 7, 700
+    y = rng.integers(0, k, n)
+    probs = rng.dirichlet(np.ones(k), n)
+    probs[np.arange(n), y] += 0.3
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = np.arange(k)
+    assert get_metric("log_loss").value(y, probs) == pytest.approx(log_loss(y, probs))
+    assert get_metric("brier").value(y, probs) == pytest.approx(
+        brier_score_loss(y, probs, labels=labels, scale_by_half=False)
+    )
+    assert get_metric("f1").value(y, probs) == pytest.approx(
+        f1_score(y, probs.argmax(axis=1), average="macro")
+    )
+    assert get_metric("roc_auc").value(y, probs) == pytest.approx(
+        roc_auc_score(y, probs, multi_class="ovr", average="macro")
+    )
+    assert get_metric("accuracy").value(y, probs) == pytest.approx(
+        np.mean(probs.argmax(axis=1) == y)
+    )
+    truth, guess = rng.normal(10, 3, n), rng.normal(10, 3, n)
+    assert get_metric("mse").value(truth, guess) == pytest.approx(mean_squared_error(truth, guess))
+    assert get_metric("mae").value(truth, guess) == pytest.approx(mean_absolute_error(truth, guess))
+    assert not get_metric("mse").higher_is_better and not get_metric("mae").higher_is_better
+
+
+def test_multiclass_weighted_metrics_equal_sklearn_on_the_resampled_rows():
+    rng = np.random.default_rng(17)
+    k, n = 4, 300
+    y = rng.integers(0, k, n)
+    probs = rng.dirichlet(np.ones(k) * 2, n)
+    probs[np.arange(n), y] += 0.2
+    probs /= probs.sum(axis=1, keepdims=True)
+    for row in resample_weights(n, 4, rng, block=None):
+        idx = np.repeat(np.arange(n), row.astype(int))
+        assert weighted_roc_auc(y, probs, row[None])[0] == pytest.approx(
+            roc_auc_score(y[idx], probs[idx], multi_class="ovr", labels=np.arange(k))
+        )
+        assert weighted_f1(y, probs, row[None])[0] == pytest.approx(
+            f1_score(y[idx], probs[idx].argmax(axis=1), average="macro")
+        )
+
+
+def test_a_class_a_model_never_learned_costs_a_clipped_log_loss():
+    y = np.array([0, 1, 2, 2])
+    champion = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.5, 0.5, 0.0], [0.4, 0.6, 0.0]])
+    losses = get_metric("log_loss").rows(y, champion)
+    assert losses[2:] == pytest.approx([-np.log(1e-15)] * 2)  # 34.5, not infinity
+    assert np.isfinite(get_metric("log_loss").value(y, champion))
+
+
+def test_seven_classes_gate_on_roc_auc_uses_the_bootstrap_never_delong():
+    rng = np.random.default_rng(18)
+    k, n = 7, 600
+    y = rng.integers(0, k, n)
+
+    def model(strength):
+        p = rng.dirichlet(np.ones(k), n)
+        p[np.arange(n), y] += strength
+        return p / p.sum(axis=1, keepdims=True)
+
+    assert choose_test(get_metric("roc_auc"), ordered=False, classes=7) == "bootstrap"
+    decision = compare(y, model(0.1), model(1.0), metric="roc_auc")
+    assert decision.test == "bootstrap" and decision.promote
+    with pytest.raises(GateInputError, match="'delong' is for two classes"):
+        compare(y, model(0.1), model(1.0), metric="roc_auc", test="delong")
+
+
+@pytest.mark.parametrize(
+    "test",
+    ["paired-t", "wilcoxon", "diebold-mariano", "bootstrap", "bootstrap-bca", "mcnemar-exact"],
+)
+def test_a_worse_candidate_is_reported_with_a_well_formed_interval(test):
+    """Issue 12: the log line read '-100% CI [+0.0063, -0.0486]' for a worse candidate."""
+    rng = np.random.default_rng(19)
+    y = rng.integers(0, 2, 600)
+    good = np.clip(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.1, 600), 0.01, 0.99)
+    bad = np.clip(np.where(y == 1, 0.6, 0.4) + rng.normal(0, 0.2, 600), 0.01, 0.99)
+    metric = "accuracy" if test.startswith("mcnemar") else "log_loss"
+    decision = compare(y, good, bad, metric=metric, test=test, alpha=0.05)
+    assert decision.effect < 0 and not decision.promote
+    assert decision.ci_low is not None and decision.ci_high is not None
+    assert decision.ci_low <= decision.ci_high
+    assert "90% CI [" in decision.reasons[0]
+    low, high = decision.reasons[0].split("CI [")[1].rstrip("].").split(", ")
+    assert float(low) <= float(high)
+
+
+def test_interval_text_orders_the_bounds_and_names_the_level():
+    assert interval_text(0.05, 0.0063, -0.0486) == "90% CI [-0.0486, +0.0063]"
+    assert interval_text(0.025, -1.0, 1.0) == "95% CI [-1.0000, +1.0000]"
+    assert interval_text(0.05, None, 1.0) == ""
+    with pytest.raises(GateInputError, match="alpha"):
+        compare(np.array([0, 1] * 10), np.full(20, 0.5), np.full(20, 0.6), alpha=0.9)
 
 
 def test_weighted_metrics_equal_the_metric_on_the_resampled_rows():
