@@ -107,16 +107,22 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
 
 @flow(name="on-drift")
 def on_drift(
-    dataset: str, source: str, labelled: bool = False, config: CTConfig | None = None
+    dataset: str, source: str, labelled: bool | None = None, config: CTConfig | None = None
 ) -> StepResult | None:
-    """Production drift was seen: retrain on that batch if it has labels; otherwise wait for them.
+    """Drift was seen in production: retrain on that batch if it has labels; else wait for them.
 
-    Deployed as `ct-on-drift`, triggered by the monitor's `ct.drift.detected` (not the CT step's own).
+    Deployed as `ct-on-drift`, triggered by `ct.drift.detected` from the monitor or from an outside
+    alert (the webhook receiver's /hooks/drift), not by a CT step's own drift events.
+    `labelled: null` (an alert that does not say) means: look at the file for target values.
     """
     from flows.ct import continuous_training
 
     config = config or CTConfig()
     config = config.for_dataset(dataset)
+    if labelled is None:
+        frame, _, _ = read_batch(source, ReadLimits.of(config.validation))
+        target = config.dataset.target
+        labelled = target in frame.columns and bool(frame[target].notna().any())
     if not labelled:
         get_run_logger().info("Drift on unlabelled data (%s): retraining waits for labels", source)
         return None

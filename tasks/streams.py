@@ -49,7 +49,7 @@ class Stream:
     time_column: str = "event_time"
 
 
-def _times(batch: int, rows: int, rng: np.random.Generator) -> pd.Series:
+def _times(batch: int, rows: int, rng: np.random.Generator) -> pd.DatetimeIndex:
     offsets = np.sort(rng.uniform(0, 86_400, rows))
     return _START + pd.Timedelta(days=batch - 1) + pd.to_timedelta(offsets, unit="s")
 

@@ -77,7 +77,7 @@ class ReceiverSettings(BaseModel):
 
 
 class Arrival(BaseModel):
-    """The body of a webhook: which dataset, and where its new batch is."""
+    """The body of a webhook: which dataset (model), and where its data is."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,6 +85,44 @@ class Arrival(BaseModel):
     path: str = Field(min_length=1, max_length=4096)
     rows: int | None = Field(default=None, ge=0)
     note: str | None = Field(default=None, max_length=1000)
+
+
+class DriftAlert(Arrival):
+    """An outside drift alert (e.g. from a monitoring tool): the drifted batch, and whether it
+    holds labels (null: ct-on-drift looks at the file)."""
+
+    labelled: bool | None = None
+
+
+def event_for(hook: str, body: Arrival, message_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """(resource, payload) of the event a verified webhook becomes.
+
+    New data is about a dataset (`ct.dataset.<name>`, what ct-on-new-data matches). A drift alert
+    is about the model that serves that data: resource `ct.model.<name>` with `ct.origin:
+    webhook` and the batch as `source`, the shape of the monitor's own drift events, so the same
+    ct-on-drift trigger (which accepts origins monitor and webhook) starts a CT step on it.
+    """
+    common = {"hook": hook, "webhook_id": message_id}
+    if isinstance(body, DriftAlert):
+        resource = {
+            "prefect.resource.id": f"ct.model.{body.dataset}",
+            "prefect.resource.name": body.dataset,
+            "ct.origin": "webhook",
+        }
+        payload = {
+            "name": body.dataset,
+            "source": body.path,
+            "labelled": body.labelled,
+            "rows": body.rows,
+            "note": body.note,
+            **common,
+        }
+        return resource, payload
+    resource = {
+        "prefect.resource.id": f"ct.dataset.{body.dataset}",
+        "prefect.resource.name": body.dataset,
+    }
+    return resource, {**body.model_dump(), **common}
 
 
 class ReplayGuard:
@@ -154,8 +192,9 @@ def create_app(settings: ReceiverSettings, *, emit: Emit | None = None) -> FastA
         assert message_id is not None  # verify() requires it
         if not replays.first_time(message_id):
             return decide(401, "replayed webhook id", source, message_id)
+        shape = DriftAlert if settings.sources[source] == "ct.drift.detected" else Arrival
         try:
-            arrival = Arrival.model_validate_json(text)
+            arrival = shape.model_validate_json(text)
         except ValidationError as exc:
             kind = exc.errors()[0]["type"] if exc.errors() else ""
             if kind == "json_invalid":
@@ -165,14 +204,8 @@ def create_app(settings: ReceiverSettings, *, emit: Emit | None = None) -> FastA
             check_allowed(arrival.path, settings.allowed_roots)
         except DataLoadError as exc:
             return decide(422, str(exc), source, message_id)
-        event = emit(
-            event=settings.sources[source],
-            resource={
-                "prefect.resource.id": f"ct.dataset.{arrival.dataset}",
-                "prefect.resource.name": arrival.dataset,
-            },
-            payload={**arrival.model_dump(), "source": source, "webhook_id": message_id},
-        )
+        resource, payload = event_for(source, arrival, message_id)
+        event = emit(event=settings.sources[source], resource=resource, payload=payload)
         event_id = None if event is None else str(event.id)
         return decide(
             202, f"emitted {settings.sources[source]}", source, message_id, event_id=event_id

@@ -112,3 +112,36 @@ def test_forged_replayed_oversized_and_out_of_root_requests_start_nothing(stack)
     new = [r for r in flow_runs(api) if r["id"] not in before]
     # ... and starts one arrivals run for dataset "other", which finds its file missing and ends
     assert all(r["parameters"].get("dataset") == "other" for r in new), new
+
+
+def test_an_outside_drift_alert_starts_ct_on_drift(stack):
+    """Issue 12: a drift alert posted to /hooks/drift carries the resource and origin that the
+    ct-on-drift trigger accepts, so it starts a CT step on the drifted (labelled) batch."""
+    api, hooks, landing = stack.api, stack.hooks, stack.landing
+    drifted = landing / "drifted.csv"
+    demo_batch(6, rows=400).to_csv(drifted, index=False)  # the demo's abrupt drift
+    body = json.dumps({"dataset": "demo", "path": str(drifted), "note": "from our monitor"})
+    response = httpx.post(
+        f"{hooks}/hooks/drift",
+        content=body.encode(),
+        headers=signed_headers(SECRET, body.encode()),
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+
+    def started() -> list[dict[str, Any]]:
+        runs = flow_runs(api)
+        on_drift = [r for r in runs if r["flow"] == "on-drift" and r["state_type"] == "COMPLETED"]
+        steps = [
+            r
+            for r in runs
+            if r["flow"] == "continuous-training"
+            and r["parameters"].get("data") == str(drifted)
+            and r["state_type"] == "COMPLETED"
+        ]
+        return on_drift + steps if on_drift and steps else []
+
+    runs = wait_for(started, 240, "ct-on-drift and its CT step to complete", every=2)
+    on_drift = next(r for r in runs if r["flow"] == "on-drift")
+    assert on_drift["parameters"]["source"] == str(drifted)
+    assert on_drift["parameters"]["labelled"] is None  # the alert did not say: the file has labels

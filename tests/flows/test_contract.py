@@ -82,7 +82,9 @@ def test_accepting_a_new_contract_unblocks_ct_and_is_audited(setup, capsys):
     assert champion is not None and champion.version == 2
     assert "customer_age" in champion.metadata["schema"]["spec"]["numeric"]
     assert champion.metadata["decision"]["baseline"] == "floor"
-    assert champion.metadata["lineage"]["contract_accepted"] == "upstream renamed age to customer_age"
+    assert (
+        champion.metadata["lineage"]["contract_accepted"] == "upstream renamed age to customer_age"
+    )
     entry = registry.alias_log(NAME)[-1]
     assert entry.version == 2 and entry.previous == 1
     assert "contract accepted from batch renamed-5-" in entry.reason

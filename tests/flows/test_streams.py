@@ -83,7 +83,7 @@ def test_labels_keep_their_type_in_the_contract_and_the_table(backtests):
 
 
 def test_the_regression_stream_is_recorded_as_regression(backtests):
-    out, table = backtests["regression"]
+    out, _ = backtests["regression"]
     champion = ModelRegistry(url=str(out / "registry")).champion("regression")
     assert champion is not None
     spec = champion.metadata["schema"]["spec"]

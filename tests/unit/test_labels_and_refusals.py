@@ -42,8 +42,18 @@ def test_mostly_numeric_allows_a_few_bad_cells():
 @pytest.mark.parametrize(
     ("raw", "kind", "expected", "bad"),
     [
-        (["1", "2", "2.5", None, "x"], "int", [1, 2, None, None, None], [False, False, True, False, True]),
-        (["true", "No", "1", None, "maybe"], "bool", [True, False, True, None, None], [0, 0, 0, 0, 1]),
+        (
+            ["1", "2", "2.5", None, "x"],
+            "int",
+            [1, 2, None, None, None],
+            [False, False, True, False, True],
+        ),
+        (
+            ["true", "No", "1", None, "maybe"],
+            "bool",
+            [True, False, True, None, None],
+            [0, 0, 0, 0, 1],
+        ),
         ([3.0, "a", None], "str", ["3", "a", None], [0, 0, 0]),
     ],
 )
@@ -71,7 +81,13 @@ def test_the_refusal_streak_counts_batches_since_the_last_pass():
     def refused(batch):
         return {"outcome": "refused", "batch_id": batch}
 
-    log = [refused("a"), {"outcome": "passed", "batch_id": "b"}, refused("c"), refused("c"), refused("d")]
+    log = [
+        refused("a"),
+        {"outcome": "passed", "batch_id": "b"},
+        refused("c"),
+        refused("c"),
+        refused("d"),
+    ]
     assert [r["batch_id"] for r in refusal_streak(log)] == ["c", "d"]
     assert refusal_streak([*log, {"outcome": "accepted", "batch_id": "e"}]) == []
     assert refusal_streak([]) == []
