@@ -112,6 +112,14 @@ class GateDecision(BaseModel):
     reasons: list[str]
 
 
+def certain_and_wrong(y: np.ndarray, pred: np.ndarray) -> int:
+    """Rows whose true class got probability 0 (1-D: P(class 1) for a 0/1 truth)."""
+    p = np.asarray(pred, dtype=float)
+    if p.ndim == 2:
+        return int(np.count_nonzero(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)] == 0.0))
+    return int(np.count_nonzero(np.where(y == 1, p, 1.0 - p) == 0.0))
+
+
 def interval_text(alpha: float, low: float | None, high: float | None) -> str:
     """The improvement's two-sided (1 - 2 alpha) interval as a person reads it: its level, then
     the bounds low to high (a BCa interval's ends can come out swapped when the resamples are very
@@ -323,6 +331,13 @@ def compare(
     ]
     if significant and effect < min_effect:
         reasons.append(f"The improvement {effect:+.4f} is below the minimum effect {min_effect:g}.")
+    certain = certain_and_wrong(y, cand) if m.name == "log_loss" else 0
+    if certain and not significant:
+        reasons.append(
+            f"The candidate gave its true class probability 0 on {certain} rows, each costing "
+            f"{-math.log(1e-15):.1f} in log loss: a model with 0/1 probabilities (a deep decision "
+            "tree, one nearest neighbour) is better regularized or gated on accuracy."
+        )
     reasons += [
         f"Guard {g.name}: {g.metric} changed {g.change:+.4f} (tolerance {g.tolerance:g}) — failed."
         for g in failed

@@ -482,3 +482,13 @@ def test_check_unseen_refuses_overlapping_rows_and_times():
         check_unseen(
             held, datetime(2026, 1, 1), {"champion": _window("b1", 0, 10, end=datetime(2026, 1, 2))}
         )
+
+
+def test_a_candidate_certain_and_wrong_is_told_why_log_loss_rejects_it():
+    y = np.array([0, 1, 2, 1] * 25)
+    floor = np.full((100, 3), 1 / 3)
+    tree = np.eye(3)[y].copy()
+    tree[:10] = np.eye(3)[(y[:10] + 1) % 3]  # ten confident misses
+    decision = compare(y, floor, tree, metric="log_loss", test="paired-t")
+    assert not decision.promote
+    assert "probability 0 on 10 rows" in " ".join(decision.reasons)
