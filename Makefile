@@ -49,8 +49,8 @@ typecheck: $(STAMP)  ## mypy on flows/, tasks/, blocks/, webhooks/
 unit: $(STAMP)  ## unit tests only (no Prefect)
 	$(BIN)/python -m pytest tests/unit -q
 
-test: lint typecheck $(STAMP)  ## lint, types, then every test
-	$(BIN)/python -m pytest -q
+test: lint typecheck $(STAMP)  ## lint, types, then every test (one worker per core, a file per worker)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)  ## run every benchmark
 	@for b in $(filter-out benchmarks/timing.py,$(wildcard benchmarks/*.py)); do \

@@ -22,8 +22,18 @@ the gate's 2,000 (`--resamples`, 200 by default); its p-value (1 + #{effect* <= 
 valid for any B. The AUC effect under the bootstrap weights is computed by `PairedAuc`, which gives
 the same numbers as `tasks.gate.metrics.weighted_auc` (checked in every batch) in less time.
 
+Part c chooses regression's default gate metric (issue 13): squared error (MSE) or absolute
+error (MAE) per row. The truth is y = f + noise, each model predicts f + its own error u ~ N(0,
+s^2) (s = 0.5 noise sd); the candidate's error sd is (1 - delta) s. Noise: Gaussian, Student t
+with 3 degrees of freedom (heavy tails, as demand and prices have), or Gaussian AR(1) rho 0.5 in
+time. Under H0 (delta = 0) both losses have equal means, so false promotions are measured at
+alpha; power is the promotion rate at n = 300 held-back rows for the paired t-test and
+Diebold-Mariano (what `test: auto` picks on time-ordered rows). The improvement itself is in
+different units for the two metrics, so power is what decides.
+
 Usage: `.venv/bin/python benchmarks/gate_quality.py` (about 9 CPU-minutes: 5 minutes on 2 idle
-cores). Options: `--quick` (200 trials, a smoke test), `--trials N`, `--jobs N`, `--seed N`.
+cores). Options: `--quick` (200 trials, a smoke test), `--trials N`, `--jobs N`, `--seed N`,
+`--regression` (part c only, under a minute).
 """
 
 from __future__ import annotations
@@ -282,6 +292,84 @@ def meant_for(test: Test) -> str:
     return ", ".join(SCENARIOS[s].split()[0] for s in test.meant_for)
 
 
+REGRESSION_NOISE = ("Gaussian", "Student t3", "AR(1) 0.5")
+REGRESSION_ERROR_SD = 0.5
+REGRESSION_SIZES = (100, 1_000)
+REGRESSION_POWER_N = 300
+REGRESSION_DELTAS = (0.1, 0.2, 0.3)
+
+
+def regression_noise(rng: np.random.Generator, kind: int, trials: int, n: int) -> np.ndarray:
+    """(trials, n) noise of sd 1 in the truth: Gaussian, Student t3, or Gaussian AR(1) in time."""
+    if kind == 1:
+        return rng.standard_t(3, (trials, n)) / math.sqrt(3.0)  # t3 has variance 3
+    e = rng.standard_normal((trials, n))
+    if kind == 2:
+        e[:, 1:] *= math.sqrt(1.0 - PHI**2)
+        e = signal.lfilter([1.0], [1.0, -PHI], e, axis=-1)
+    return e
+
+
+def regression_promotions(
+    rng: np.random.Generator, kind: int, trials: int, n: int, delta: float
+) -> dict[tuple[str, str], int]:
+    """Promotions per (metric, test) over `trials` simulated test sets of `n` rows."""
+    noise = regression_noise(rng, kind, trials, n)
+    champion = noise - REGRESSION_ERROR_SD * rng.standard_normal((trials, n))
+    candidate = noise - (1.0 - delta) * REGRESSION_ERROR_SD * rng.standard_normal((trials, n))
+    counts: dict[tuple[str, str], int] = {}
+    for metric, loss in (("mse", np.square), ("mae", np.abs)):
+        d = loss(champion) - loss(candidate)  # residual = truth - prediction
+        counts[(metric, "paired-t")] = sum(
+            paired_t(d[k], alpha=ALPHA).p_value < ALPHA for k in range(trials)
+        )
+        counts[(metric, "DM")] = sum(
+            diebold_mariano(d[k], alpha=ALPHA).p_value < ALPHA for k in range(trials)
+        )
+    return counts
+
+
+def regression_part(trials: int, seed: int) -> None:
+    """Part c: false promotions and power of MSE vs MAE as regression's gate metric."""
+    rng = np.random.default_rng([seed, 3])
+    print(
+        "\n## c. Regression: squared (MSE) vs absolute (MAE) error as the gate's metric\n\n"
+        f"Model error sd {REGRESSION_ERROR_SD} (noise sd 1); {trials} trials per cell; promote = "
+        "one-sided p < alpha. Paired t is meant for independent rows, DM for all three.\n"
+    )
+    head = f"| {'noise':10} | {'metric':6} | {'test':8} |" + "".join(
+        f" {f'H0, n = {n:,}':14} |" for n in REGRESSION_SIZES
+    )
+    head += "".join(
+        f" {f'power d={d:.1f}':12} |" for d in REGRESSION_DELTAS
+    )
+    print(head)
+    print("|" + "|".join("-" * len(part) for part in head.split("|")[1:-1]) + "|")
+    wins = {"mse": 0, "mae": 0}
+    for kind, noise in enumerate(REGRESSION_NOISE):
+        null = {n: regression_promotions(rng, kind, trials, n, 0.0) for n in REGRESSION_SIZES}
+        power = {
+            d: regression_promotions(rng, kind, trials, REGRESSION_POWER_N, d)
+            for d in REGRESSION_DELTAS
+        }
+        for metric in ("mse", "mae"):
+            for test in ("paired-t", "DM"):
+                row = f"| {noise:10} | {metric:6} | {test:8} |"
+                for n in REGRESSION_SIZES:
+                    text, _ = cell(null[n][(metric, test)], trials)
+                    row += f" {text.split(' OK')[0].split(' TOO')[0]:14} |"
+                for d in REGRESSION_DELTAS:
+                    row += f" {power[d][(metric, test)] / trials:12.3f} |"
+                print(row)
+        for d in REGRESSION_DELTAS:
+            mse, mae = power[d][("mse", "DM")], power[d][("mae", "DM")]
+            wins["mse" if mse > mae else "mae"] += mse != mae
+    print(
+        f"\nDM power, cells won (3 noises x {len(REGRESSION_DELTAS)} improvements): "
+        f"MSE {wins['mse']}, MAE {wins['mae']}."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000, help="trials per cell (2000)")
@@ -289,9 +377,14 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples (200)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regression", action="store_true", help="part c only")
     args = parser.parse_args()
     trials = 200 if args.quick else args.trials
     started = time.perf_counter()
+    if args.regression:
+        regression_part(trials, args.seed)
+        print(f"\nElapsed {time.perf_counter() - started:.0f} s.")
+        return
 
     counts: dict[tuple[int, int, int, int], np.ndarray] = {}
     work = batches(trials, args.seed, args.resamples)
@@ -360,6 +453,7 @@ def main() -> None:
         for t, name in zip(POWER_TESTS, names, strict=True):
             row += f" {counts[(1, 0, POWER_N, g)][t] / trials:>{len(name)}.3f} |"
         print(row)
+    regression_part(trials, args.seed)
     print(f"\nElapsed {time.perf_counter() - started:.0f} s with {args.jobs} process(es).")
 
 
