@@ -165,8 +165,23 @@ class ModelRegistry(Block):
         schema: dict[str, Any],
         profile: dict[str, Any] | None = None,
         decision: dict[str, Any] | None = None,
+        trusted: Sequence[str] = (),
     ) -> ModelVersion:
-        """Store a new immutable version; it becomes visible only once every file is in place."""
+        """Store a new immutable version; it becomes visible only once every file is in place.
+
+        A model that holds types neither ct nor the user (`trusted`) reviewed is refused before
+        anything is written: it could never be loaded again.
+        """
+        model_bytes = skops.io.dumps(model)
+        unreviewed = sorted(
+            set(skops.io.get_untrusted_types(data=model_bytes)) - set(TRUSTED_TYPES) - set(trusted)
+        )
+        if unreviewed:
+            raise RegistryError(
+                f"{name}: the model holds types nobody reviewed, so it could not be loaded again: "
+                f"{unreviewed}. If they are your own pipeline's classes, review them and list them "
+                "in model.trusted_types"
+            )
         store = self.store
         versions = self._versions_dir(name)
         taken = [n for n in store.children(versions) if n.isdigit()]
@@ -186,7 +201,7 @@ class ModelRegistry(Block):
                 f"{name}: could not claim a version number after {MAX_CLAIM_ATTEMPTS} tries"
             )
         folder = f"{versions}/{number:06d}"
-        files: dict[str, bytes] = {"model.skops": skops.io.dumps(model)}
+        files: dict[str, bytes] = {"model.skops": model_bytes}
         if profile is not None:
             files["profile.json"] = json.dumps(profile, allow_nan=False).encode()
         for file_name, data in files.items():

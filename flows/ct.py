@@ -363,6 +363,7 @@ def release(
             seed=config.seed,
         ).model_dump(mode="json"),
         decision=decision.model_dump(),
+        trusted=list(config.model.trusted_types),
     )
     announce(
         "ct.model.registered",
