@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_estimators import batch
 
 from blocks.registry import ModelRegistry
 from flows.ct import continuous_training
 from tasks.config import CTConfig
-from test_estimators import batch
 
 
 @pytest.fixture
