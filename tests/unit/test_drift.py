@@ -300,3 +300,25 @@ def test_values_outside_the_reference_range_are_counted_not_refused():
     assert rows["x"]["outside_ref_range"].endswith("(kept)")
     same = compute_drift(build_profile(reference), reference)
     assert by_column(same)["x"].outside_range == 0 and same.outside_range_columns == {}
+
+
+def test_a_new_class_of_the_label_is_reported_as_a_new_class():
+    """Issue 12: a label value the champion never saw is named in the drift report."""
+    rng = np.random.default_rng(41)
+    ref = frame(rng, 1000).assign(plan=rng.choice(["basic", "pro"], 1000))
+    cur = frame(rng, 1000).assign(plan=rng.choice(["basic", "pro", "enterprise"], 1000))
+    report = compute_drift(build_profile(ref, categorical=["plan"], label="plan"), cur)
+    plan = by_column(report)["plan"]
+    assert plan.role == "label" and plan.unseen_values == ["enterprise"]
+    assert "1 new classes (enterprise" in plan.reason
+    assert drift_table(report)[0]["new_values"].startswith("1 (")
+
+
+def test_a_numeric_label_drifts_as_a_number():
+    """Issue 13: a regression target is profiled and compared as a numeric column."""
+    rng = np.random.default_rng(42)
+    ref = frame(rng, 1000).assign(units=rng.normal(100, 10, 1000))
+    cur = frame(rng, 1000).assign(units=rng.normal(130, 10, 1000))
+    units = by_column(compute_drift(build_profile(ref, label="units"), cur))["units"]
+    assert units.kind == "numeric" and units.test == "ks" and units.drifted
+    assert units.outside_range > 0

@@ -243,8 +243,12 @@ class Clip(TransformerMixin, BaseEstimator):
 
 def test_a_model_with_an_unreviewed_type_is_refused_unless_the_user_trusts_it(tmp_path):
     model = Clip().fit(np.arange(6.0).reshape(3, 2))
-    registry, _ = registered(tmp_path, model)
+    registry = ModelRegistry(url=str(tmp_path / "registry"))
     name = f"{Clip.__module__}.Clip"
+    with pytest.raises(RegistryError, match=rf"nobody reviewed.*{name}.*model\.trusted_types"):
+        registry.register("m", model, metrics={}, lineage={}, schema={})
+    assert registry.versions("m") == []  # refused before anything was written
+    registry.register("m", model, metrics={}, lineage={}, schema={}, trusted=[name])
     with pytest.raises(RegistryError, match=rf"{name}.*model\.trusted_types"):
         registry.load_model("m", version=1)
     loaded = registry.load_model("m", version=1, trusted=[name])

@@ -44,3 +44,19 @@ def test_no_false_alarms_beyond_alpha_when_nothing_changed():
 def test_too_few_rows_is_no_evidence():
     result = degradation_test(np.array([1, 0]), np.array([0, 1]), metric="accuracy", recorded=0.9)
     assert not result.degraded and result.p_value == 1.0
+
+
+@pytest.mark.parametrize("metric", ["mae", "mse"])
+def test_regression_degradation_is_a_one_sided_t_test_on_the_error(metric):
+    """Issue 13: the monitor's degradation test works on the regression loss."""
+    rng = np.random.default_rng(3)
+    y = rng.normal(100, 10, 400)
+    pred = y + rng.normal(0, 6, 400)
+    loss = np.abs(pred - y) if metric == "mae" else (pred - y) ** 2
+    recorded = float(loss.mean()) * 0.8  # production is 25 % worse than at promotion
+    result = degradation_test(y, pred, metric=metric, recorded=recorded)
+    assert result.p_value == pytest.approx(
+        stats.ttest_1samp(loss, recorded, alternative="greater").pvalue
+    )
+    assert result.degraded and result.change == pytest.approx(loss.mean() - recorded)
+    assert not degradation_test(y, pred, metric=metric, recorded=float(loss.mean()) * 1.2).degraded
