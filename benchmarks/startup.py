@@ -1,19 +1,25 @@
-"""What Prefect costs in `python flows/ct.py`: cold and warm, ephemeral and against a local server.
+"""What a command-line user waits for, beside the floors, in one run (issue 15).
 
-Runs the default demo backtest three ways, each in a fresh process, in the same run:
+Every row is a fresh `python flows/ct.py ...` process (wall time), against a local Prefect server
+this script starts on 127.0.0.1 (ct's recorder settings) and which answers before the first timed
+command ("warm server"). Floors, measured in the same run:
 
-* ephemeral, cold: a new PREFECT_HOME, so the temporary server also creates its database;
-* ephemeral, warm: the same PREFECT_HOME again;
-* local server: a `prefect server start` this script launches on 127.0.0.1 (its start-up is shown
-  on its own line, since a user pays it once, not per command).
+* `python -c pass`: the interpreter alone;
+* the same CT step without Prefect: a fresh process that imports the same libraries and calls
+  the same pure functions (read, validate, drift, train, gate, register; the quality suite in its
+  background process) on the same batch;
+* CT work of a backtest: the sum of the task-run times Prefect recorded for it; the rest of the
+  backtest's wall time, per batch, is Prefect's and ct's own overhead.
 
-CT work is what Prefect itself records as the run time of every task run of the local-server run
-(the same work happens in every mode); the rest of each wall time is Prefect start-up and
-orchestration. Usage: `.venv/bin/python benchmarks/startup.py` (about 2 minutes).
+Targets (issue 15): --help < 0.5 s; pre-flight errors < 1.5 s; one 800-row `run` <= 4 s wall;
+the 12-batch demo <= 15 s wall; backtest overhead <= 0.3 s per batch.
+Usage: `.venv/bin/python benchmarks/startup.py` (about 5 minutes; `--batches N` for the long
+backtest, default 50).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -24,60 +30,90 @@ from pathlib import Path
 import httpx
 
 from flows.prefect_server import RECORDER_ENV
+from tasks.streams import write_stream
 from webhooks.devstack import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
+PURE_STEP = """
+import sys, time
+started = time.perf_counter()
+from pathlib import Path
+from blocks.registry import ModelRegistry
+from tasks import gx_suite
+from tasks.config import CTConfig
+from tasks.data import read_batch
+from tasks.drift import build_profile, compute_drift
+from tasks.gate import compare
+from tasks.train import fit_candidate, fit_floor, gate_inputs, split_holdout
+from tasks.validate import infer_spec
+from tasks.validate.quality import expectation_specs
+from tasks.validate.rows import validate_rows
+gx_suite.warm_up()
+config = CTConfig()
+first, _, _ = read_batch(sys.argv[1])
+spec = infer_spec(first, config.dataset)
+valid_first, _, _ = validate_rows(first, spec, source="first", max_bad_fraction=0.05)
+champion = fit_candidate(valid_first, spec, config.model, seed=0)
+cols = [*spec.features, spec.target]
+profile = build_profile(valid_first[cols], categorical=[*spec.categorical, spec.target], label=spec.target)
+frame, _, _ = read_batch(sys.argv[2])
+valid, _, _ = validate_rows(frame, spec, source="batch", max_bad_fraction=0.05)
+specs = expectation_specs(profile, tolerance=0.5, min_rows=20, max_rows=10**6)
+quality = gx_suite.submit(valid[cols], specs, [*spec.categorical, spec.target])
+compute_drift(profile, valid[cols])
+train, hold = split_holdout(valid, 0.3)
+candidate = fit_candidate(train, spec, config.model, seed=0)
+y, (base, cand), _ = gate_inputs(hold, spec, [champion, candidate], probabilities=True)
+compare(y, base, cand, metric="log_loss", order=hold["event_time"].to_numpy())
+registry = ModelRegistry(url=sys.argv[3])
+registry.register("m", candidate.estimator, metrics={}, lineage={}, schema={},
+                  profile=build_profile(train[cols], categorical=[*spec.categorical, spec.target]).model_dump(mode="json"))
+quality.result()
+"""
 
-def base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    return env
 
-
-def run_demo(env: dict[str, str], out: Path, prefect: str) -> float:
+def wall(command: list[str], env: dict[str, str], *, check: bool = True) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "flows/ct.py", "demo", "--out", str(out), "--prefect", prefect],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{command} failed: {result.stderr[-500:]}")
+    return elapsed
 
 
-def task_run_seconds(url: str, env: dict[str, str]) -> tuple[float, int, int]:
-    """Sum of task-run times, number of task runs and flow runs, as the server recorded them.
+def ct(*args: str) -> list[str]:
+    return [sys.executable, "flows/ct.py", *args]
 
-    Task runs that only track a subflow are left out (their time is the subflow's). Task runs are
-    recorded from events, a moment after the flow ends: poll until the count is stable.
-    """
-    code = """
+
+def task_run_seconds(url: str, env: dict[str, str], flow_name: str) -> tuple[float, float]:
+    """For the newest run of flow `flow_name`: its run time, and the sum of the run times of the
+    task runs within it (subflows' included, the task runs that only track a subflow not)."""
+    code = f"""
 import time
 from prefect.client.orchestration import get_client
-def page(read):
-    out, offset = [], 0
-    while batch := read(limit=200, offset=offset):
-        out += batch
-        offset += len(batch)
-    return out
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
 with get_client(sync_client=True) as c:
+    run = c.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["{flow_name}"])),
+                           sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    def page(read, **kw):
+        out, offset = [], 0
+        while batch := read(limit=200, offset=offset, **kw):
+            out += batch
+            offset += len(batch)
+        return out
     seen = -1
-    while True:
+    while True:  # task runs are recorded from events, a moment after the flow ends
         tasks, flows = page(c.read_task_runs), page(c.read_flow_runs)
         if len(tasks) == seen:
             break
         seen = len(tasks)
-        time.sleep(3)
-    trackers = {f.parent_task_run_id for f in flows}
-    real = [t for t in tasks if t.id not in trackers]
-    print(sum(t.total_run_time.total_seconds() for t in real), len(real), len(flows))
+        time.sleep(2)
+    start, end = run.start_time, run.end_time
+    trackers = {{f.parent_task_run_id for f in flows}}
+    mine = [t for t in tasks if t.id not in trackers and t.start_time and start <= t.start_time <= end]
+    print(run.total_run_time.total_seconds(), sum(t.total_run_time.total_seconds() for t in mine))
 """
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -86,73 +122,165 @@ with get_client(sync_client=True) as c:
         text=True,
         check=True,
     ).stdout.split()
-    return float(out[0]), int(out[1]), int(out[2])
+    return float(out[0]), float(out[1])
 
 
 def main() -> None:
-    rows: list[tuple[str, float]] = []
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=50, help="long backtest's batches (50)")
+    args = parser.parse_args()
+    rows: list[tuple[str, float, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="ct-startup-") as tmp:
         work = Path(tmp)
-        home = work / "ephemeral-home"
-        env = base_env(home)
-        rows.append(("ephemeral, cold (new database)", run_demo(env, work / "o1", "ephemeral")))
-        rows.append(("ephemeral, warm", run_demo(env, work / "o2", "ephemeral")))
-
-        for label, tuned in (
-            ("local server, Prefect defaults", False),
-            ("local server, `make server`", True),
-        ):
-            wall, server_start, counted = run_with_server(work, tuned)
-            rows.append((label, wall))
-        rows.append(("  (starting a server, paid once)", server_start))
-    assert counted is not None  # the `make server` run, last, counts the task runs
-    work_s, n_tasks, n_flows = counted
-    local = rows[-2][1]
-    print(f"Demo backtest: 12 batches, {n_flows} flow runs, {n_tasks} task runs.")
-    print(f"CT work (sum of task-run times recorded by Prefect): {work_s:.1f} s\n")
-    print(f"| {'mode':36} | {'wall s':>7} | {'Prefect overhead s':>18} | {'vs make server':>14} |")
-    print(f"|{'-' * 38}|{'-' * 9}|{'-' * 20}|{'-' * 16}|")
-    for name, wall in rows:
-        if name.startswith("  "):
-            print(f"| {name:36} | {wall:7.1f} | {'':>18} | {'':>14} |")
-            continue
-        print(f"| {name:36} | {wall:7.1f} | {wall - work_s:18.1f} | {wall / local:13.2f}x |")
-
-
-def run_with_server(work: Path, tuned: bool) -> tuple[float, float, tuple[float, int, int] | None]:
-    """Start a server (Prefect's defaults, or ct's batched task-run recorder), run the demo on it;
-    on the tuned one also sum the task-run times it recorded (the CT work, the same in every mode)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    server_env = base_env(work / f"server-home-{tuned}")
-    if tuned:
-        server_env.update(RECORDER_ENV)
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 120, url, 0.2)
-        server_start = time.perf_counter() - started
-        wall = run_demo(server_env, work / f"o-{tuned}", url)
-        counted = task_run_seconds(url, server_env) if tuned else None
-    finally:
-        stop(server)
-    return wall, server_start, counted
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/api"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {
+            "PREFECT_HOME": str(work / "home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": url,
+        }
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env={**env, **RECORDER_ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 180, url)
+            server_start = time.perf_counter() - started
+            data = work / "demo"
+            files = write_stream("demo", data)
+            floor = wall([sys.executable, "-c", "pass"], env)
+            rows.append(("python -c pass (floor)", floor, "", ""))
+            helps = [
+                wall(ct(*c, "--help"), env)
+                for c in (
+                    [],
+                    ["run"],
+                    ["backtest"],
+                    ["demo"],
+                    ["registry", "list"],
+                    ["contract", "accept"],
+                    ["server"],
+                )
+            ]
+            rows.append(
+                (
+                    "--help, slowest of 7 commands",
+                    max(helps),
+                    "< 0.5 s",
+                    "ok" if max(helps) < 0.5 else "MISSED",
+                )
+            )
+            config = work / "roots.yaml"
+            config.write_text(f"validation:\n  allowed_roots: [{data}]\n")
+            errors = {
+                "missing file": ct("run", "--data", str(work / "nope.csv")),
+                "outside allowed roots": ct(
+                    "run", "--data", str(work / "x.csv"), "--config", str(config)
+                ),
+                "config error": ct(
+                    "run", "--data", str(files[0]), "--config", str(ROOT / "pyproject.toml")
+                ),
+            }
+            (work / "x.csv").write_text("a\n1\n")
+            for name, command in errors.items():
+                seconds = wall(command, env, check=False)
+                rows.append(
+                    (f"pre-flight: {name}", seconds, "< 1.5 s", "ok" if seconds < 1.5 else "MISSED")
+                )
+            state = str(work / "state")
+            wall(ct("run", "--data", str(files[0]), "--state-dir", state), env)  # a champion
+            run_s = wall(ct("run", "--data", str(files[1]), "--state-dir", state), env)
+            step_flow, _ = task_run_seconds(url, env, "continuous-training")
+            pure = wall(
+                [
+                    sys.executable,
+                    "-c",
+                    PURE_STEP,
+                    str(files[0]),
+                    str(files[1]),
+                    str(work / "pure-registry"),
+                ],
+                env,
+            )
+            rows.append(
+                (
+                    "run --data, 800 rows (warm server)",
+                    run_s,
+                    "<= 4 s",
+                    "ok" if run_s <= 4 else "MISSED",
+                )
+            )
+            rows.append(
+                (
+                    "  its flow run time (Prefect's)",
+                    step_flow,
+                    "<= 1.5 s",
+                    "ok" if step_flow <= 1.5 else "MISSED",
+                )
+            )
+            rows.append(("  the same step without Prefect (floor)", pure, "", ""))
+            demo_s = wall(ct("demo", "--out", str(work / "demo-out")), env)
+            rows.append(
+                (
+                    "demo, 12 batches x 800 rows",
+                    demo_s,
+                    "<= 15 s",
+                    "ok" if demo_s <= 15 else "MISSED",
+                )
+            )
+            long_data = work / "long"
+            write_stream("demo", long_data, batches=args.batches, rows=365)
+            long_s = wall(
+                ct(
+                    "backtest",
+                    "--data",
+                    str(long_data),
+                    "--target",
+                    "churned",
+                    "--order-by",
+                    "event_time",
+                    "--out",
+                    str(work / "long-out"),
+                ),
+                env,
+            )
+            flow_s, tasks_s = task_run_seconds(url, env, "backtest")
+            overhead = (flow_s - tasks_s) / args.batches
+            rows.append((f"backtest, {args.batches} batches x 365 rows", long_s, "", ""))
+            rows.append(("  CT work (task-run time Prefect recorded)", tasks_s, "", ""))
+            rows.append(
+                (
+                    "  overhead per batch beyond the CT work",
+                    overhead,
+                    "<= 0.3 s",
+                    "ok" if overhead <= 0.3 else "MISSED",
+                )
+            )
+            share = (flow_s - tasks_s) / long_s
+            rows.append(("  overhead as a share of the backtest's wall time", share, "", ""))
+        finally:
+            stop(server)
+    print(f"Local Prefect server started in {server_start:.1f} s (paid once, not per command).\n")
+    print(f"| {'what':52} | {'seconds':>8} | {'target':>8} | {'':6} |")
+    print(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 8}|")
+    for name, value, target, verdict in rows:
+        shown = f"{value:.0%}" if "share" in name else f"{value:.2f}"
+        print(f"| {name:52} | {shown:>8} | {target:>8} | {verdict:6} |")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from blocks import model_checks
+from blocks.errors import AliasConflictError, RegistryError
 from blocks.names import NAME_PATTERN
 from blocks.storage import Store
 
@@ -43,14 +44,6 @@ MAX_CLAIM_ATTEMPTS = 10_000
 #: Types outside skops' defaults that a stored model may contain; reviewed, never taken from the
 #: file. Why each is safe is written beside it in blocks/model_checks.py.
 TRUSTED_TYPES: list[str] = list(model_checks.TRUSTED_TYPES)
-
-
-class RegistryError(Exception):
-    """The registry refused an operation or found a damaged entry."""
-
-
-class AliasConflictError(RegistryError):
-    """A compare-and-swap on an alias lost: the alias moved since it was read."""
 
 
 class ModelVersion(BaseModel):

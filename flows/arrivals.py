@@ -21,10 +21,11 @@ from prefect import flow, get_run_logger
 
 from flows.ct import continuous_training
 from tasks.config import CTConfig
-from tasks.data import ReadLimits, read_batch
+from tasks.data import read_batch
 from tasks.errors import CTError
 from tasks.release import find_events
 from tasks.report import StepResult
+from tasks.sources import ReadLimits
 
 LOOKBACK = timedelta(days=7)
 

@@ -26,6 +26,7 @@ from tasks.report import (
     backtest_markdown,
     backtest_row,
     backtest_table,
+    batch_line,
     plot_backtest,
     summarize_backtest,
 )
@@ -113,12 +114,15 @@ def _failed_step(
 
 
 @flow(name="backtest")
-def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[str, object]]:
+def backtest(
+    batches: list[str], config: CTConfig, out_dir: str, plots: bool = False
+) -> list[dict[str, object]]:
     """Run one CT step per batch, in order; write backtest.csv and backtest.png into `out_dir`.
 
     Before each step, the never-updated first model scores the batch; on a refused batch the
     serving champion scores it too (production still served those rows), so CT and the
-    never-updated model are compared over the same batches.
+    never-updated model are compared over the same batches. Each step's drift plot is drawn only
+    with `plots` (the backtest's own table and plot are what it shows).
     """
     logger = get_run_logger()
     out = Path(out_dir)
@@ -131,7 +135,7 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
         static = None if first is None else score_on_batch(first, source, metric)
-        state = continuous_training(source, config, return_state=True)
+        state = continuous_training(source, config, plots=plots, return_state=True)
         if state.is_completed():
             step: StepResult = state.result()
             metric = step.metric_name
@@ -146,15 +150,14 @@ def backtest(batches: list[str], config: CTConfig, out_dir: str) -> list[dict[st
         if first is None and step.promoted and step.new_version is not None:
             first = champion_of(registry, registry.get(name, version=step.new_version), trusted)
         rows.append(backtest_row(number, step, static))
+        line = batch_line(step)
+        # `ct_progress` is what the CLI's progress display reads (flows/console.py)
         logger.info(
-            "batch %d/%d: champion v%s %s %s, drift %s, %s",
+            "batch %d/%d: %s",
             number,
             len(batches),
-            step.champion_version,
-            step.metric_name,
-            "-" if step.champion_metric is None else f"{step.champion_metric:.3f}",
-            step.drift,
-            step.outcome,
+            line,
+            extra={"ct_progress": {"done": number, "total": len(batches), "line": line}},
         )
     table = backtest_table(rows)
     table.to_csv(out / "backtest.csv", index=False)

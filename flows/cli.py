@@ -1,37 +1,21 @@
-"""The `python flows/ct.py` command line: the demo backtest, one CT step, a backtest of your data.
+"""The `python flows/ct.py` command line: parse, check, then run.
 
-Every command runs the real flows. Before the first flow runs, the CLI picks the Prefect backend and
-says which: your configured server (PREFECT_API_URL), else a local server on 127.0.0.1:4200 if one
-answers, else a temporary (ephemeral) one, which costs several seconds of start-up per command.
+Arguments are parsed and the cheap checks made (the config, the data path, the registry) before
+anything heavy is imported: `--help` and a mistyped path answer in well under a second, not after
+Prefect, scikit-learn and a server have started. The commands themselves are in
+`flows/commands.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
+import os
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from rich.console import Console
-from rich.table import Table
-
-from blocks.registry import RegistryError
-from flows.prefect_server import RECORDER_ENV
-from tasks.config import CTConfig
+from blocks.errors import RegistryError
 from tasks.errors import CTError
-from tasks.format import fmt
-from tasks.report import SHOWN_COLUMNS, backtest_table, shown_headings, summarize_backtest
-
-LOCAL_SERVER = "http://127.0.0.1:4200/api"
-_WIDTH = None if sys.stdout.isatty() else 120  # pipes and CI get a readable, unwrapped table
-console = Console(highlight=False, width=_WIDTH)
-err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 EPILOG = """\
 examples:
@@ -44,9 +28,12 @@ examples:
   python flows/ct.py contract accept --data new.csv --reason "upstream renamed age"
                                                        after refused batches: a new contract
 
+  python flows/ct.py server status                      the local Prefect server every command reuses
+
 state (registry, history) lives in .ct/ unless the config's state_dir says otherwise.
-Prefect: start a server once with `make server` (127.0.0.1:4200) and every command reuses it
-(faster, and the runs stay in its UI); otherwise each command starts a temporary server.
+Prefect: the first command starts a local server in the background (127.0.0.1:4200) and every
+later command reuses it (its UI keeps the runs); `server stop` stops it, `--prefect ephemeral`
+uses a temporary one instead. -v shows Prefect's own log lines.
 """
 
 
@@ -75,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     _demo_options(demo)
     demo.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
     demo.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in)")
+    demo.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
 
     data = commands.add_parser(
         "demo-data",
@@ -126,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
     )
+    bt.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
     contract = commands.add_parser(
         "contract",
         help="show the champion's data contract, or accept a new one from a batch",
@@ -196,7 +185,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("name")
     rollback.add_argument("--reason", default="manual rollback", help="why, for the audit log")
+    server = commands.add_parser(
+        "server",
+        help="the local Prefect server every command reuses: start, status, stop",
+        description="When no Prefect server is configured (PREFECT_API_URL) or answering, the "
+        "first command starts one in the background on 127.0.0.1 (port CT_PREFECT_PORT, default "
+        "4200) and later commands reuse it; its runs stay in its UI. These manage it.",
+    )
+    server.add_argument(
+        "action",
+        choices=["start", "status", "stop"],
+        metavar="ACTION",
+        help="start | status | stop",
+    )
     parser.add_argument("--version", action="version", version="ct 0.1.0")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Prefect's own log lines (by default: ct's progress and one line per batch)",
+    )
     return parser
 
 
@@ -206,8 +214,9 @@ def _prefect_option() -> argparse.ArgumentParser:
         "--prefect",
         default="auto",
         metavar="MODE",
-        help="Prefect backend: 'auto' (PREFECT_API_URL, else a server on 127.0.0.1:4200 if one "
-        "answers, else ephemeral), 'ephemeral' (a temporary server), or an API URL",
+        help="Prefect backend: 'auto' (PREFECT_API_URL, else the local server on 127.0.0.1:4200, "
+        "started in the background the first time and reused), 'ephemeral' (a temporary "
+        "in-process server, 10-30 s of start-up per command), or an API URL",
     )
     return shared
 
@@ -244,364 +253,36 @@ def _demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
-class HideExpectedTracebacks(logging.Filter):
-    """ct's own errors already say what is wrong: drop their tracebacks from Prefect's run logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], CTError | RegistryError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _quiet_expected_errors() -> None:
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(HideExpectedTracebacks())
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO is internals
-
-
-# ---------------------------------------------------------------- Prefect backend
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def ephemeral_server_settings() -> dict[Any, Any]:
-    """`flows.prefect_server.RECORDER_ENV` as settings, passed on to the server process ct starts."""
-    import prefect.settings as ps
-
-    return {getattr(ps, name): value for name, value in RECORDER_ENV.items()}
-
-
-@contextlib.contextmanager
-def prefect_backend(mode: str = "auto") -> Iterator[str]:
-    """Use the configured server, else a local one that answers, else an ephemeral server."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        PREFECT_SERVER_ANALYTICS_ENABLED,
-        temporary_settings,
-    )
-
-    # No telemetry (there may be no internet), and no flow heartbeats: they detect crashed runs
-    # for workers, but here this process is the run, and each heartbeat thread costs ~1 s to join.
-    updates: dict[Any, Any] = {
-        PREFECT_SERVER_ANALYTICS_ENABLED: False,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-    }
-    configured = PREFECT_API_URL.value()
-    restore: set[Any] = set()
-    if mode not in {"auto", "ephemeral"}:
-        updates[PREFECT_API_URL] = mode
-        label = f"Prefect server at {mode} (--prefect)"
-    elif mode == "ephemeral":
-        restore.add(PREFECT_API_URL)
-        label = "a temporary Prefect server (--prefect ephemeral)"
-    elif configured:
-        label = f"Prefect server at {configured} (from your Prefect settings)"
-    elif _answers(LOCAL_SERVER):
-        updates[PREFECT_API_URL] = LOCAL_SERVER
-        label = f"the local Prefect server at {LOCAL_SERVER} (runs are kept in its UI)"
-    else:
-        label = (
-            "a temporary Prefect server (ephemeral: several seconds of start-up; start one with "
-            "`make server` and every command reuses it and keeps its runs)"
-        )
-    if PREFECT_API_URL in restore or not updates.get(PREFECT_API_URL, configured):
-        updates |= ephemeral_server_settings()
-    with temporary_settings(updates=updates, restore_defaults=restore):
-        yield label
-
-
-# ---------------------------------------------------------------- commands
-def _config(path: str | None, **overrides: Any) -> CTConfig:
-    config = CTConfig.from_yaml(path) if path else CTConfig()
-    if not overrides:
-        return config
-    data = config.model_dump()
-    for dotted, value in overrides.items():
-        section, _, key = dotted.partition(".")
-        if key:
-            data[section][key] = value
-        else:
-            data[section] = value
-    return CTConfig.model_validate(data)
-
-
-def _out_dir(out: str | None) -> Path:
-    return (
-        Path(out) if out else Path(".ct") / "backtests" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    )
-
-
-def _print_backtest(rows: list[dict[str, Any]], out: Path) -> None:
-    table = Table(title="Backtest: one CT step per batch", title_justify="left")
-    metric = str(rows[-1]["metric_name"]) if rows else "accuracy"
-    columns, headers = list(SHOWN_COLUMNS), shown_headings(metric)
-    for header in headers:
-        table.add_column(header, justify="right" if header not in {"decision"} else "left")
-    failures: list[str] = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row[column]
-            if column == "champion_version" and value is not None:
-                value = f"v{value}"
-            if column == "outcome" and str(value).startswith(("failed:", "refused:")):
-                kind, _, why = str(value).partition(": ")
-                failures.append(f"batch {row['batch']} {kind}: {why}")
-                value = f"{kind.upper()} (below)"
-            cells.append(fmt(value))
-        table.add_row(*cells)
-    console.print(table)
-    for line in failures:
-        err.print(f"[red]{line}[/]", soft_wrap=True)
-    console.print(summarize_backtest(backtest_table(rows)).sentence(), soft_wrap=True)
-    console.print(
-        f"Wrote {out / 'backtest.csv'} and {out / 'backtest.png'}; registry in {out / 'registry'}."
-    )
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from flows.backtest import backtest
-    from tasks.streams import get_stream, write_stream
-
-    out = _out_dir(args.out)
-    stream = get_stream(args.stream)
-    files = write_stream(
-        args.stream, out / "data", batches=args.batches, rows=args.rows, seed=args.seed
-    )
-    overrides: dict[str, Any] = {"state_dir": str(out)}
-    if args.stream != "demo":
-        base = CTConfig.from_yaml(args.config).dataset if args.config else None
-        overrides["dataset"] = {
-            **(base.model_dump() if base else {}),
-            "name": base.name if base else args.stream,
-            "target": stream.target,
-            "time_column": stream.time_column,
-        }
-    config = _config(args.config, **overrides)
-    console.print(
-        f"Stream {stream.name!r} ({stream.description}): {len(files)} batches of "
-        f"{args.rows or stream.rows} rows in {out / 'data'}"
-    )
-    with prefect_backend(args.prefect) as label:
-        console.print(f"Prefect: {label}")
-        rows = backtest([str(f) for f in files], config, str(out))
-    _print_backtest(rows, out)
-    return 0
-
-
-def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from tasks.streams import write_stream
-
-    files = write_stream(
-        args.stream, args.out_dir, batches=args.batches, rows=args.rows, seed=args.seed
-    )
-    console.print(
-        f"Wrote {len(files)} batches to {args.out_dir}: {files[0].name} ... {files[-1].name}"
-    )
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from flows.ct import continuous_training
-
-    overrides = {"state_dir": args.state_dir} if args.state_dir else {}
-    config = _config(args.config, **overrides)
-    with prefect_backend(args.prefect) as label:
-        console.print(f"Prefect: {label}")
-        step = continuous_training(args.data, config)
-    drift = (
-        "-"
-        if step.drift is None
-        else ("DRIFT " + ", ".join(step.drifted_columns) if step.drift else "none")
-    )
-    console.print(
-        f"{step.source}: {step.rows} rows | champion before: {fmt(step.champion_version)} "
-        f"({step.metric_name} on this batch {fmt(step.champion_metric)}) | drift: {drift} | "
-        f"gate p: {fmt(step.p_value)} | {step.outcome} | champion now: {fmt(step.champion_after)}"
-    )
-    if step.new_classes:
-        console.print(
-            f"New classes {step.new_classes}: kept; the candidate learns them "
-            "(ct.label.new_class emitted)."
-        )
-    if step.quarantined:
-        console.print(
-            f"{step.quarantined} rows quarantined (kept with the reason in {step.quarantine_path})."
-        )
-    return 0
-
-
-def _cmd_backtest(args: argparse.Namespace) -> int:
-    from flows.backtest import backtest, batch_files
-
-    out = _out_dir(args.out)
-    base = CTConfig.from_yaml(args.config) if args.config else None
-    dataset: dict[str, Any] = {
-        "name": base.dataset.name
-        if base
-        else Path(args.data).stem.replace(" ", "_")[:64] or "data",
-        "target": args.target,
-        "time_column": args.order_by,
-    }
-    if base:
-        dataset = {
-            **base.dataset.model_dump(),
-            **{k: v for k, v in dataset.items() if v is not None},
-        }
-    else:
-        dataset |= {"numeric": None, "categorical": None}
-    config = _config(args.config, state_dir=str(out), dataset=dataset)
-    files = batch_files(args.data, out_dir=out, batch_rows=args.batch_rows, order_by=args.order_by)
-    console.print(f"{args.data}: {len(files)} batches")
-    with prefect_backend(args.prefect) as label:
-        console.print(f"Prefect: {label}")
-        rows = backtest(files, config, str(out))
-    _print_backtest(rows, out)
-    return 0
-
-
-def _cmd_contract(args: argparse.Namespace) -> int:
-    import json
-
-    from flows.ct import continuous_training
-    from tasks.release import open_registry
-
-    overrides = {"state_dir": args.state_dir} if args.state_dir else {}
-    config = _config(args.config, **overrides)
-    if args.action == "show":
-        name = args.name or config.dataset.name
-        registry = open_registry(config)
-        champion = registry.champion(name)
-        if champion is None:
-            raise CTError(f"{name}: no champion yet, so no contract; run a CT step first")
-        console.print(f"Contract of {name} (champion v{champion.version}):")
-        console.print_json(json.dumps(champion.metadata["schema"]["spec"]))
-        for record in registry.read_log(name, "contract", last=5):
-            console.print(
-                f"  {record['at']}: {record['outcome']} {record.get('batch_id', '')} "
-                f"{record.get('rule', record.get('reason', ''))}"
-            )
-        return 0
-    with prefect_backend(args.prefect) as label:
-        console.print(f"Prefect: {label}")
-        step = continuous_training(args.data, config, accept_contract=args.reason)
-    if not step.promoted:
-        console.print(
-            f"{step.source}: the model trained under the new contract did not beat the floor "
-            f"(gate p {fmt(step.p_value)}); the contract is unchanged. Try a larger batch."
-        )
-        return 1
-    console.print(
-        f"{step.source}: new contract accepted; champion now v{step.champion_after} "
-        f"(was {fmt(step.champion_version)}). Reason recorded in the audit log."
-    )
-    return 0
-
-
-def _registry(args: argparse.Namespace) -> Any:
-    from blocks.registry import ModelRegistry
-    from tasks.release import open_registry
-
-    if args.block:
-        return ModelRegistry.load(args.block)
-    if args.registry:
-        return ModelRegistry(url=args.registry)
-    return open_registry(_config(args.config))
-
-
-def _cmd_registry(args: argparse.Namespace) -> int:
-    import json
-
-    registry = _registry(args)
-    if args.action == "list":
-        names = [args.name] if args.name else registry.names()
-        if not names:
-            console.print(f"No models in {registry.url} yet.")
-            return 0
-        table = Table(title=f"Registry {registry.url}", title_justify="left")
-        for header in ("model", "version", "alias", "created (UTC)", "gate", "p", "batch"):
-            table.add_column(header)
-        for name in names:
-            aliases = registry.aliases(name)
-            for version in registry.versions(name):
-                mv = registry.get(name, version=version)
-                decision = mv.metadata.get("decision") or {}
-                marks = ", ".join(a for a, v in aliases.items() if v == version)
-                table.add_row(
-                    name,
-                    f"v{version}",
-                    marks,
-                    mv.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    f"{decision.get('test', '-')} on {decision.get('metric', '-')}",
-                    fmt(decision.get("p_value")),
-                    str(mv.metadata["lineage"].get("batch_id", "-")),
-                )
-        console.print(table)
-        return 0
-    if args.action == "show":
-        mv = registry.get(args.name, version=args.version, alias=args.alias)
-        console.print_json(json.dumps(mv.metadata, default=str))
-        return 0
-    with prefect_backend(args.prefect):
-        from prefect.events import emit_event
-
-        from tasks.release import model_resource
-
-        if args.action == "promote":
-            current = registry.champion(args.name)
-            expected = (
-                args.expected
-                if args.expected is not None
-                else (current.version if current else None)
-            )
-            entry = registry.promote(
-                args.name, args.version, expected_champion=expected, reason=args.reason
-            )
-        else:
-            entry = registry.rollback(args.name, reason=args.reason)
-        emit_event(
-            event="ct.model.promoted",
-            resource=model_resource(args.name, origin="cli"),
-            payload={
-                "name": args.name,
-                "version": entry.version,
-                "previous_champion": entry.previous,
-                "decision": {"promote": True, "manual": True, "reason": entry.reason},
-            },
-        )
-    console.print(f"{args.name}: champion v{entry.previous} -> v{entry.version} ({entry.reason}).")
-    return 0
-
-
-COMMANDS = {
-    "demo": _cmd_demo,
-    "demo-data": _cmd_demo_data,
-    "run": _cmd_run,
-    "backtest": _cmd_backtest,
-    "registry": _cmd_registry,
-    "contract": _cmd_contract,
-}
+COMMANDS = ("demo", "demo-data", "run", "backtest", "registry", "contract", "server")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; ct's own errors end as one line on stderr and exit code 1."""
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or (words[0] not in COMMANDS and words[0] not in {"-h", "--help", "--version"}):
-        words = ["demo", *words]  # no command: the demo backtest, with any options given
-    args = _parser().parse_args(words)
+    flags = [w for w in words if w in {"-v", "--verbose"}]
+    rest = [w for w in words if w not in {"-v", "--verbose"}]
+    if not rest or (rest[0] not in COMMANDS and rest[0] not in {"-h", "--help", "--version"}):
+        rest = ["demo", *rest]  # no command: the demo backtest, with any options given
+    args = _parser().parse_args([*flags, *rest])
     started = time.perf_counter()
-    _quiet_expected_errors()
+    if not args.verbose:
+        # Prefect's console lines (a line per task run) stay in the run logs, not on the screen;
+        # set before Prefect loads its logging configuration
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.console import Output
+
+    out = Output(verbose=args.verbose)
     try:
-        code = COMMANDS[args.command](args)
+        from flows.preflight import preflight
+
+        preflight(args)
+        from flows import commands
+
+        code = commands.COMMANDS[args.command](args, out)
     except (CTError, RegistryError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        out.error(str(exc))
         return 1
     elapsed = time.perf_counter() - started
     if elapsed > 1.0:
-        console.print(f"Done in {elapsed:.1f} s.")
+        out.line(f"Done in {elapsed:.1f} s.")
     return code

@@ -8,9 +8,17 @@ arguments it backtests the CT policy over the built-in demo stream (see `python 
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import sys
+
+if __name__ == "__main__":  # the CLI parses and checks before anything below is imported
+    from flows.cli import main
+
+    sys.exit(main())
+
+import contextlib
+import functools
+import subprocess
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,11 +31,13 @@ from prefect.runtime import flow_run
 
 from blocks.registry import ModelRegistry
 from flows.retrain import Candidate, retrain
+from tasks import gx_suite
 from tasks.config import CTConfig, Label
-from tasks.data import BadLine, Batch, ReadLimits, load_batch, store_history
+from tasks.data import BadLine, Batch, load_batch, store_history
 from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift
 from tasks.errors import DataValidationError
 from tasks.gate import GateDecision, Guard, check_unseen, gate_candidate, get_metric
+from tasks.gx_suite import QualityReport
 from tasks.labels import sorted_labels
 from tasks.refusals import LOG as CONTRACT_LOG
 from tasks.refusals import note_passed, note_refusal
@@ -41,11 +51,20 @@ from tasks.release import (
     register_candidate,
 )
 from tasks.report import StepResult
+from tasks.sources import ReadLimits
 from tasks.train import estimator_name, fit_floor, gate_inputs, report_metric, score
-from tasks.validate import FeatureSpec, ValidationOutcome, check_quality, infer_spec, validate_batch
+from tasks.validate import (
+    FeatureSpec,
+    ValidationOutcome,
+    check_quality,
+    infer_spec,
+    start_quality,
+    validate_batch,
+)
 from tasks.window import TrainingWindow
 
 
+@functools.cache  # the code does not change under a running process
 def code_revision() -> str:
     """The git commit of the code that trains, for lineage; 'unknown' outside a git checkout."""
     try:
@@ -86,7 +105,14 @@ def model_lock_name(name: str) -> str:
 
 def ensure_model_lock(name: str) -> None:
     """A global concurrency limit of 1 per model, created on first use (a lost creation race is
-    fine: the other run created it)."""
+    fine: the other run created it); asked of each server once per process."""
+    from prefect.settings import PREFECT_API_URL
+
+    _ensure_model_lock(name, str(PREFECT_API_URL.value()))
+
+
+@functools.cache
+def _ensure_model_lock(name: str, api: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -106,9 +132,11 @@ def continuous_training(
     data: str,
     config: CTConfig = CTConfig(),  # noqa: B008
     accept_contract: str | None = None,
+    plots: bool = True,
 ) -> StepResult:
     """One CT step on one labelled batch (CSV or Parquet path). A failed step changes no champion.
 
+    `plots: false` skips the drift plot (a backtest shows its own; `--plots` brings them back).
     `accept_contract` (a reason, for the audit log) takes a new contract from this batch instead
     of the champion's, after the data changed for good (columns renamed, a type changed): the
     candidate is then gated against the floor, as a first model is, and replaces the champion.
@@ -120,7 +148,7 @@ def continuous_training(
 
     ensure_model_lock(config.dataset.name)
     with concurrency(model_lock_name(config.dataset.name), occupy=1, strict=True):
-        return _step(data, config, accept_contract)
+        return _step(data, config, accept_contract, plots)
 
 
 # ---------------------------------------------------------------- the stages of a step
@@ -174,15 +202,34 @@ def validate(
 
 @dataclass(frozen=True)
 class Observed:
-    """What the champion makes of the batch before anything learns from it."""
+    """What the champion makes of the batch before anything learns from it. The quality suite
+    runs meanwhile in the background (`quality`, collected by `finish_quality`)."""
 
     drift: DriftReport | None
     metric: float | None
     new_classes: list[Label]
+    quality: Future[QualityReport] | None = None
+    quality_report: str | None = None
+
+
+def finish_quality(seen: Observed, config: CTConfig, source: str) -> None:
+    """Collect the quality suite's report, publish it, and stop the step if it is blocking."""
+    if seen.quality is not None and seen.quality_report is not None:
+        check_quality(
+            seen.quality,
+            report_path=seen.quality_report,
+            blocking=config.validation.quality_blocking,
+            source=source,
+        )
 
 
 def observe(
-    checked: Checked, champion: Champion | None, *, config: CTConfig, registry: ModelRegistry
+    checked: Checked,
+    champion: Champion | None,
+    *,
+    config: CTConfig,
+    registry: ModelRegistry,
+    plots: bool = True,
 ) -> Observed:
     """The quality suite and drift against what the champion learned from, its score on the batch,
     and any class it has never seen (kept: the candidate learns it)."""
@@ -216,24 +263,24 @@ def observe(
     profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
     observed = valid[[*spec.features, spec.target]]
     reports = reports_dir(config)
-    if rules.quality_suite:
-        check_quality(
+    quality = (
+        start_quality(
             observed,
             profile,
             tolerance=rules.range_tolerance,
             min_rows=rules.min_rows,
             max_rows=rules.max_rows,
-            report_path=str(reports / f"{batch.batch_id}-quality.json"),
-            blocking=rules.quality_blocking,
-            source=batch.source,
         )
+        if rules.quality_suite
+        else None
+    )
     metric = report_metric(spec, config.gate.metric_for(spec.task))
     drift = detect_drift(
         profile,
         observed,
         config.drift,
         name=name,
-        plot_path=str(reports / f"{batch.batch_id}-drift.png"),
+        plot_path=str(reports / f"{batch.batch_id}-drift.png") if plots else None,
     )
     if drift.drifted:
         announce(
@@ -248,9 +295,17 @@ def observe(
                 "champion_version": champion.version.version,
             },
         )
-    return Observed(
-        drift=drift, metric=score(champion.model, valid, spec, metric), new_classes=new_classes
+    seen = Observed(
+        drift=drift,
+        metric=score(champion.model, valid, spec, metric),
+        new_classes=new_classes,
+        quality=quality,
+        quality_report=str(reports / f"{batch.batch_id}-quality.json"),
     )
+    if rules.quality_blocking:  # the step may not go on before the suite has passed
+        finish_quality(seen, config, batch.source)
+        return Observed(drift=drift, metric=seen.metric, new_classes=new_classes)
+    return seen
 
 
 def judge(
@@ -401,10 +456,17 @@ def release(
     return version.version
 
 
-def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
+def stage(logger: Any, name: str) -> None:
+    """Say which stage the step is in (`ct_stage`: the CLI's spinner shows it)."""
+    logger.info("Stage: %s", name, extra={"ct_stage": name})
+
+
+def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> StepResult:
     logger = get_run_logger()
     name, rules = config.dataset.name, config.validation
     registry = open_registry(config)
+    if rules.quality_suite:
+        gx_suite.warm_up()  # its import and start overlap everything up to the suite
 
     # 1 load, and the champion whose contract the batch must keep (or a new one, when accepting)
     wanted = [
@@ -422,14 +484,20 @@ def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
             logger.info("Inferred %s: %s", part, why)
 
     # 2 validate, 3 observe (before anything learns from the batch)
+    stage(logger, "validating")
     checked = validate(
         frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
     )
-    seen = observe(checked, None if accepting else champion, config=config, registry=registry)
+    stage(logger, "quality suite and drift")
+    seen = observe(
+        checked, None if accepting else champion, config=config, registry=registry, plots=plots
+    )
     store_history(checked.valid, batch, str(config.history_dir))
     metric_name = report_metric(spec, config.gate.metric_for(spec.task))
 
     def result(**kw: Any) -> StepResult:
+        """The step's outcome, once the quality suite (run meanwhile) is collected."""
+        finish_quality(seen, config, batch.source)
         return StepResult(
             source=batch.source,
             batch_id=batch.batch_id,
@@ -465,7 +533,9 @@ def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
         )
 
     # 4 retrain (subflow), 5 gate on rows neither model has seen
+    stage(logger, "retraining")
     candidate = retrain(batch.batch_id, spec, config)
+    stage(logger, "gating")
     decision = judge(candidate, champion, spec, config=config, accepting=accepting is not None)
     previous = None if champion is None else champion.version.version
     if not decision.promote:
@@ -488,6 +558,7 @@ def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
         )
 
     # 6 register, promote by compare-and-swap, 7 announce
+    stage(logger, "registering")
     version = release(
         candidate,
         decision,
@@ -508,9 +579,3 @@ def _step(data: str, config: CTConfig, accepting: str | None) -> StepResult:
         new_version=version,
         champion_after=version,
     )
-
-
-if __name__ == "__main__":
-    from flows.cli import main
-
-    sys.exit(main())

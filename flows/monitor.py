@@ -12,13 +12,14 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from tasks.config import CTConfig
-from tasks.data import ReadLimits, read_batch
+from tasks.data import read_batch
 from tasks.drift import DriftReport, ReferenceProfile, compute_drift, drift_table
 from tasks.errors import CTError
 from tasks.gate import get_metric
 from tasks.performance import Degradation, degradation_test
 from tasks.release import announce, champion_of, open_registry
 from tasks.report import StepResult
+from tasks.sources import ReadLimits
 from tasks.train import gate_inputs
 from tasks.validate.rows import validate_rows
 

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from blocks.names import NAME_PATTERN
 from tasks.errors import ConfigError
@@ -321,5 +328,19 @@ class CTConfig(_Section):
             raise ConfigError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
         try:
             return cls.model_validate(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {config_problems(exc)}") from exc
+
+
+def config_problems(exc: ValidationError) -> str:
+    """Pydantic's errors in one line: `gate.alpah: unknown key; dataset.classes: ...`."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        what = (
+            "unknown key"
+            if error["type"] == "extra_forbidden"
+            else str(error["msg"]).removeprefix("Value error, ")
+        )
+        parts.append(f"{where}: {what}")
+    return "; ".join(parts)

@@ -14,17 +14,13 @@ import os
 import re
 from pathlib import Path
 
-import fsspec
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from tasks.config import ValidationConfig
 from tasks.errors import CTError, DataLoadError
-
-PARQUET_SUFFIXES = {".parquet", ".pq"}
-CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
+from tasks.sources import PARQUET_SUFFIXES, ReadLimits, check_source
 
 
 class Batch(BaseModel):
@@ -38,30 +34,6 @@ class Batch(BaseModel):
     rows: int
 
 
-class ReadLimits(BaseModel):
-    """What a batch file may be: where it lives, how big, how it is encoded and delimited."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_rows: int | None = None
-    max_bytes: int | None = None
-    #: Local folders or URL prefixes a batch must be under; None allows any.
-    allowed_roots: list[str] | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-
-    @classmethod
-    def of(cls, rules: ValidationConfig) -> ReadLimits:
-        """The read limits a configuration sets."""
-        return cls(
-            max_rows=rules.max_rows,
-            max_bytes=rules.max_bytes,
-            allowed_roots=rules.allowed_roots,
-            encoding=rules.encoding,
-            delimiter=rules.delimiter,
-        )
-
-
 class BadLine(BaseModel):
     """A CSV line that could not be split into the header's fields (kept for the quarantine)."""
 
@@ -69,30 +41,6 @@ class BadLine(BaseModel):
 
     line: str
     fields: int
-
-
-def _is_url(source: str) -> bool:
-    return "://" in source and not source.startswith("file://")
-
-
-def check_allowed(source: str, roots: list[str] | None) -> None:
-    """Refuse a path outside the allowed roots (resolved, so `..` and symlinks cannot escape)."""
-    if roots is None:
-        return
-    if _is_url(source):
-        if any(source.startswith(root.rstrip("/") + "/") for root in roots if "://" in root):
-            return
-    else:
-        resolved = Path(source.removeprefix("file://")).resolve()
-        for root in roots:
-            if "://" in root:
-                continue
-            if resolved.is_relative_to(Path(root).resolve()):
-                return
-    raise DataLoadError(
-        source,
-        f"is outside the allowed roots ({', '.join(roots)}); move it there or extend validation.allowed_roots",
-    )
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -162,33 +110,8 @@ def read_batch(
     """
     limits = limits or ReadLimits()
     name = str(source)
-    check_allowed(name, limits.allowed_roots)
-    if _is_url(name):
-        fs, path = fsspec.core.url_to_fs(name)
-        if not fs.exists(path):
-            raise DataLoadError(name, "not found at that URL")
-        if fs.isdir(path):
-            raise DataLoadError(name, "is a folder; pass one CSV or Parquet file")
-        size = int(fs.size(path))
-    else:
-        local = Path(name.removeprefix("file://"))
-        if not local.exists():
-            raise DataLoadError(
-                name, "file not found; check the path (it is relative to the current folder)"
-            )
-        if local.is_dir():
-            raise DataLoadError(name, "is a directory; pass one CSV or Parquet file")
-        fs, path, size = fsspec.filesystem("file"), str(local), local.stat().st_size
-    if size == 0:
-        raise DataLoadError(name, "file is empty (0 bytes)")
-    if limits.max_bytes is not None and size > limits.max_bytes:
-        raise DataLoadError(
-            name,
-            f"is {size:,} bytes, over the limit of {limits.max_bytes:,} bytes (validation.max_bytes)",
-        )
-    suffix = Path(path).suffix.lower()
-    if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES | {""}:
-        raise DataLoadError(name, f"unsupported file type {suffix!r}; use .csv or .parquet")
+    found = check_source(name, limits)
+    fs, path, suffix = found.fs, found.path, found.suffix
     try:
         with fs.open(path, "rb") as handle:
             raw = handle.read()

@@ -101,13 +101,14 @@ def normalize_labels(series: pd.Series, kind: LabelKind) -> tuple[pd.Series, pd.
         out[~present] = pd.NA
         return out, present & out.isna()
     if pd.api.types.is_float_dtype(series) or not pd.api.types.is_string_dtype(series):
-        text = series.map(_label_text, na_action="ignore")  # 3.0 read as a number stays "3"
+        text = series.map(category_label, na_action="ignore")  # 3.0 read as a number stays "3"
     else:
         text = series
     return text.astype(object).where(present, None), pd.Series(False, index=series.index)
 
 
-def _label_text(value: object) -> str:
+def category_label(value: object) -> str:
+    """A category (or a string label) as text, the same whether it was read as 3, 3.0 or "3"."""
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)

@@ -43,6 +43,16 @@ class StepResult(BaseModel):
     champion_after: int | None
 
 
+def batch_line(step: StepResult) -> str:
+    """One line per backtest batch, for logs and the CLI's progress display."""
+    champion = "-" if step.champion_version is None else f"v{step.champion_version}"
+    metric = "-" if step.champion_metric is None else f"{step.champion_metric:.3f}"
+    drift = {None: "-", True: "yes", False: "no"}[step.drift]
+    gate = "" if step.p_value is None else f" (gate p {fmt(step.p_value)})"
+    outcome = step.outcome if len(step.outcome) < 90 else step.outcome[:87] + "..."
+    return f"champion {champion} {step.metric_name} {metric}, drift {drift}: {outcome}{gate}"
+
+
 BACKTEST_COLUMNS = [
     "batch",
     "source",

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from blocks.names import NAME_PATTERN
-from tasks.data import check_allowed
 from tasks.errors import DataLoadError
+from tasks.sources import check_allowed
 
 logger = logging.getLogger("ct.webhooks")
 MIB = 1024 * 1024

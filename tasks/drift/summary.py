@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.drift.kernels import category_tally, numeric_tally, on_every_core
 from tasks.errors import CTError
+from tasks.labels import category_label
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "label", "prediction"]
@@ -153,13 +154,6 @@ def _numeric_summary(
         below_range=below,
         above_range=above,
     )
-
-
-def category_label(value: object) -> str:
-    """A category as text, the same whether it was read as 3, 3.0 or "3"."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _categorical_summary(series: pd.Series, role: Role) -> ColumnSummary:

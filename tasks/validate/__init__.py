@@ -4,6 +4,7 @@ great-expectations quality suite (`quality`). The thin Prefect tasks are below.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +12,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks import gx_suite
 from tasks.data import BadLine
 from tasks.drift.profile import ReferenceProfile
 from tasks.errors import CTError, DataValidationError
+from tasks.gx_suite import QualityReport
 from tasks.validate.contract import FeatureSpec, infer_spec
-from tasks.validate.quality import QualityReport, run_quality_suite
+from tasks.validate.quality import expectation_specs
 from tasks.validate.rows import QuarantineRecords, ValidationOutcome, build_schema, validate_rows
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "build_schema",
     "check_quality",
     "infer_spec",
+    "start_quality",
     "validate_batch",
     "write_quarantine",
 ]
@@ -94,22 +98,31 @@ def validate_batch(
     return valid, outcome, kept
 
 
-@task(name="check-quality", cache_policy=NO_CACHE)
-def check_quality(
+def start_quality(
     frame: pd.DataFrame,
     profile: ReferenceProfile,
     *,
     tolerance: float,
     min_rows: int,
     max_rows: int,
+) -> Future[QualityReport]:
+    """Hand the batch to the great-expectations suite of this champion, in the background
+    process (`tasks.gx_suite`); `check_quality` collects the report."""
+    specs = expectation_specs(profile, tolerance=tolerance, min_rows=min_rows, max_rows=max_rows)
+    categorical = [c for c, kind in profile.kinds.items() if kind == "categorical"]
+    return gx_suite.submit(frame, specs, categorical)
+
+
+@task(name="check-quality", cache_policy=NO_CACHE)
+def check_quality(
+    pending: Future[QualityReport],
+    *,
     report_path: str,
     blocking: bool,
     source: str,
 ) -> QualityReport:
-    """Run the great-expectations suite; publish and store its results; stop only if blocking."""
-    report = run_quality_suite(
-        frame, profile, tolerance=tolerance, min_rows=min_rows, max_rows=max_rows
-    )
+    """Collect the suite's report; publish and store it; stop the step only if blocking."""
+    report = pending.result()
     path = Path(report_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.model_dump_json(indent=2))

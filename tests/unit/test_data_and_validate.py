@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from tasks.config import DatasetConfig
-from tasks.data import Batch, ReadLimits, append_history, read_batch, read_history, require_columns
+from tasks.data import Batch, append_history, read_batch, read_history, require_columns
 from tasks.demo import CATEGORICAL, NUMERIC, demo_batch
 from tasks.errors import DataLoadError, DataValidationError
+from tasks.sources import ReadLimits
 from tasks.validate import QuarantineRecords, infer_spec
 from tasks.validate.rows import validate_rows
 
