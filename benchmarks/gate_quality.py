@@ -31,9 +31,18 @@ alpha; power is the promotion rate at n = 300 held-back rows for the paired t-te
 Diebold-Mariano (what `test: auto` picks on time-ordered rows). The improvement itself is in
 different units for the two metrics, so power is what decides.
 
+Part d measures the challenger's anytime-valid test (tasks/gate/sequential.py, issue 14) as the
+shadow mode uses it: a stream of up to 10 batches of 500 rows, looked at after every batch; the
+per-row log-loss improvements of the binary models above, the two models' errors correlated 0.9
+on each row (they learned from overlapping data) and independent across rows or AR(1) in time with
+rho 0.5 or 0.9. Beside it, the naive rule: a paired t-test on all rows so far
+after every batch, promoting at the first p < alpha. False promotions when the challenger is no
+better (<= alpha + Monte-Carlo error?), and, for a challenger better by 0.02 in log loss, the
+power within the 10 batches and the median rows seen until promotion.
+
 Usage: `.venv/bin/python benchmarks/gate_quality.py` (about 9 CPU-minutes: 5 minutes on 2 idle
 cores). Options: `--quick` (200 trials, a smoke test), `--trials N`, `--jobs N`, `--seed N`,
-`--regression` (part c only, under a minute).
+`--regression` (part c only, under a minute), `--sequential` (part d only).
 """
 
 from __future__ import annotations
@@ -372,6 +381,98 @@ def regression_part(trials: int, seed: int) -> None:
     )
 
 
+SEQ_BATCHES, SEQ_ROWS = 10, 500
+SEQ_RHOS = (0.0, 0.5, 0.9)
+SEQ_GAIN = 0.02  # log-loss improvement of the better challenger
+
+
+def shift_for_log_loss(gain: float) -> float:
+    """Rise in the candidate's mu that lowers its population log loss by `gain`."""
+    from scipy import optimize
+
+    base = true_values(MU)[1]
+    return float(optimize.brentq(lambda s: base - true_values(MU + s)[1] - gain, 0.0, 5.0))
+
+
+def stream_improvements(
+    rng: np.random.Generator, rho: float, rows: int, shift: float
+) -> np.ndarray:
+    """Per-row log-loss improvement (champion's loss minus challenger's) over a stream. The two
+    models' errors are correlated 0.9 on each row (champion and challenger learned from
+    overlapping data, so they mostly agree), and AR(1) in time with coefficient rho."""
+    y = (rng.random(rows) < PREVALENCE).astype(np.int64)
+    shared = rng.standard_normal(rows)
+    e = math.sqrt(SHARED) * shared + math.sqrt(1.0 - SHARED) * rng.standard_normal((2, rows))
+    if rho:
+        e[:, 1:] *= math.sqrt(1.0 - rho**2)
+        e = signal.lfilter([1.0], [1.0, -rho], e, axis=-1)
+    sign = 2 * y - 1
+    champion = special.expit(sign * (MU + SIGMA * e[0]))
+    challenger = special.expit(sign * (MU + shift + SIGMA * e[1]))
+    return log_loss_rows(y, champion) - log_loss_rows(y, challenger)
+
+
+def sequential_trial(args: tuple[int, float, float, int]) -> tuple[str, int, int, int, int]:
+    """(rule, promoted, rows until promotion or -1) for one stream, both rules, as counts."""
+    from tasks.gate.sequential import Evidence
+
+    seed, rho, shift, trial = args
+    rng = np.random.default_rng([seed, 4, int(rho * 100), int(shift > 0), trial])
+    d = stream_improvements(rng, rho, SEQ_BATCHES * SEQ_ROWS, shift)
+    evidence = Evidence(version=2, j=1, alpha=ALPHA, block_rows=50, min_blocks=10, tau_ratio=0.3)
+    seq_at = naive_at = -1
+    for batch in range(SEQ_BATCHES):
+        part = d[batch * SEQ_ROWS : (batch + 1) * SEQ_ROWS]
+        if seq_at < 0:
+            evidence = evidence.add(str(batch), part)
+            verdict = evidence.verdict(SEQ_BATCHES)
+            if verdict == "promote":
+                seq_at = (batch + 1) * SEQ_ROWS
+            elif verdict != "continue":
+                seq_at = -2  # dropped
+        if naive_at < 0 and paired_t(d[: (batch + 1) * SEQ_ROWS], alpha=ALPHA).p_value < ALPHA:
+            naive_at = (batch + 1) * SEQ_ROWS
+    return ("", int(seq_at > 0), seq_at, int(naive_at > 0), naive_at)
+
+
+def sequential_part(trials: int, seed: int, jobs: int) -> None:
+    """Part d: the challenger's test under optional stopping, beside the naive repeated t-test."""
+    shift = shift_for_log_loss(SEQ_GAIN)
+    print(
+        "\n## d. The challenger's anytime-valid test, looked at after every batch\n\n"
+        f"Up to {SEQ_BATCHES} batches of {SEQ_ROWS} rows; 50-row blocks, at least 10 before a "
+        f"decision, tau = 0.3 sd; {trials} streams per cell; alpha {ALPHA} (a first challenger's "
+        f"share: 6 alpha / pi^2 = {6 * ALPHA / math.pi**2:.4f}). Naive: a paired t-test on all "
+        "rows so far after every batch, promote at the first p < alpha.\n"
+    )
+    print(
+        "| rows' errors | false promotions: sequential | naive repeated t-test "
+        f"| power, {SEQ_GAIN} better: sequential | median rows to promote | naive power |"
+    )
+    print("|---|---|---|---|---|---|")
+    from tasks.gate.sequential import challenger_alpha
+
+    for rho in SEQ_RHOS:
+        cells = []
+        for gain_shift in (0.0, shift):
+            work = [(seed, rho, gain_shift, t) for t in range(trials)]
+            results = map_jobs(sequential_trial, work, jobs)
+            seq = sum(r[1] for r in results)
+            naive = sum(r[3] for r in results)
+            rows_to = sorted(r[2] for r in results if r[1])
+            cells.append((seq, naive, rows_to))
+        (null_seq, null_naive, _), (alt_seq, alt_naive, rows_to) = cells
+        alpha_1 = challenger_alpha(ALPHA, 1)
+        mcse = math.sqrt(alpha_1 * (1 - alpha_1) / trials)
+        ok = "OK" if null_seq / trials <= alpha_1 + 2 * mcse else "TOO HIGH"
+        median = f"{rows_to[len(rows_to) // 2]:,}" if rows_to else "-"
+        label = "independent" if rho == 0 else f"AR(1) rho {rho}"
+        print(
+            f"| {label} | {null_seq / trials:.3f} ± {mcse:.3f} {ok} | {null_naive / trials:.3f} "
+            f"| {alt_seq / trials:.3f} | {median} | {alt_naive / trials:.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000, help="trials per cell (2000)")
@@ -380,11 +481,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regression", action="store_true", help="part c only")
+    parser.add_argument("--sequential", action="store_true", help="part d only")
     args = parser.parse_args()
     trials = 200 if args.quick else args.trials
     started = time.perf_counter()
-    if args.regression:
-        regression_part(trials, args.seed)
+    if args.regression or args.sequential:
+        if args.regression:
+            regression_part(trials, args.seed)
+        if args.sequential:
+            sequential_part(trials, args.seed, args.jobs)
         print(f"\nElapsed {time.perf_counter() - started:.0f} s.")
         return
 
@@ -456,6 +561,7 @@ def main() -> None:
             row += f" {counts[(1, 0, POWER_N, g)][t] / trials:>{len(name)}.3f} |"
         print(row)
     regression_part(trials, args.seed)
+    sequential_part(trials, args.seed, args.jobs)
     print(f"\nElapsed {time.perf_counter() - started:.0f} s with {args.jobs} process(es).")
 
 

@@ -66,7 +66,8 @@ class AliasEntry(BaseModel):
 
     sequence: int
     alias: str
-    version: int
+    #: None: the alias was cleared (e.g. no challenger any more); the champion is never cleared.
+    version: int | None
     previous: int | None
     reason: str
     run_id: str | None
@@ -218,14 +219,18 @@ class ModelRegistry(Block):
         self,
         name: str,
         alias: str,
-        version: int,
+        version: int | None,
         *,
         expected: int | None,
         reason: str = "",
         run_id: str | None = None,
     ) -> AliasEntry:
-        """Point `alias` at `version` if it still points at `expected` (compare-and-swap)."""
-        self._read_version(name, version)  # only complete versions get an alias
+        """Point `alias` at `version` (None clears it) if it still points at `expected`
+        (compare-and-swap)."""
+        if version is not None:
+            self._read_version(name, version)  # only complete versions get an alias
+        elif alias == "champion":
+            raise RegistryError(f"{name}: the champion alias cannot be cleared; roll back instead")
         latest = self._latest_entry(name, alias)
         current = latest.version if latest else None
         if current != expected:
@@ -252,6 +257,11 @@ class ModelRegistry(Block):
                 f"{name}: {alias} was moved by another run while this one set it to version {version}"
             ) from exc
         return entry
+
+    def alias(self, name: str, alias: str) -> int | None:
+        """The version an alias points at now (None: never set, or cleared)."""
+        latest = self._latest_entry(name, alias)
+        return None if latest is None else latest.version
 
     def promote(
         self,
@@ -313,13 +323,26 @@ class ModelRegistry(Block):
     def _log_dir(self, name: str, log: str) -> str:
         return self.store.path(check_name("model name", name), "logs", check_name("log", log))
 
-    def append_log(self, name: str, log: str, record: dict[str, Any]) -> int:
+    def append_log(
+        self, name: str, log: str, record: dict[str, Any], *, expected: int | None = None
+    ) -> int:
         """Append `record` to an append-only log of the model: a new numbered file, created
-        exclusively (a racing writer takes the next number); returns its sequence number."""
+        exclusively; returns its sequence number. With `expected` (the sequence of the last
+        record the caller read; 0 for none) it is a compare-and-swap: the record becomes number
+        expected + 1 or the call fails with AliasConflictError; without, a racing writer takes
+        the next number."""
         folder = self._log_dir(name, log)
+        body = json.dumps({"at": datetime.now(UTC).isoformat(), **record}, default=str).encode()
+        if expected is not None:
+            try:
+                self.store.create(f"{folder}/{expected + 1:08d}.json", body)
+            except FileExistsError as exc:
+                raise AliasConflictError(
+                    f"{name}: log {log!r} moved past record {expected} meanwhile; read it again"
+                ) from exc
+            return expected + 1
         taken = [f for f in self.store.children(folder) if re.fullmatch(r"\d{8}\.json", f)]
         sequence = int(taken[-1][:8]) + 1 if taken else 1
-        body = json.dumps({"at": datetime.now(UTC).isoformat(), **record}, default=str).encode()
         for _ in range(MAX_CLAIM_ATTEMPTS):
             try:
                 self.store.create(f"{folder}/{sequence:08d}.json", body)
@@ -329,7 +352,8 @@ class ModelRegistry(Block):
         raise RegistryError(f"{name}: could not append to log {log!r}")
 
     def read_log(self, name: str, log: str, *, last: int | None = None) -> list[dict[str, Any]]:
-        """The log's records, oldest first (only the newest `last` when given)."""
+        """The log's records, oldest first (only the newest `last` when given); each carries its
+        `sequence` number."""
         folder = self._log_dir(name, log)
         files = [f for f in self.store.children(folder) if re.fullmatch(r"\d{8}\.json", f)]
         if last is not None:
@@ -337,7 +361,12 @@ class ModelRegistry(Block):
         records = []
         for file_name in files:
             try:
-                records.append(json.loads(self.store.read(f"{folder}/{file_name}")))
+                records.append(
+                    {
+                        "sequence": int(file_name[:8]),
+                        **json.loads(self.store.read(f"{folder}/{file_name}")),
+                    }
+                )
             except (ValueError, FileNotFoundError) as exc:
                 raise RegistryError(f"{folder}/{file_name}: damaged log record ({exc})") from exc
         return records
@@ -356,7 +385,7 @@ class ModelRegistry(Block):
         found: dict[str, int] = {}
         for alias in self.store.children(self._aliases_dir(name)):
             latest = self._latest_entry(name, alias)
-            if latest is not None:
+            if latest is not None and latest.version is not None:
                 found[alias] = latest.version
                 if alias == "champion" and latest.previous is not None:
                     found["previous"] = latest.previous
@@ -368,14 +397,18 @@ class ModelRegistry(Block):
         """A complete version by number or alias; a missing one is a `RegistryError`."""
         if version is None:
             entry = self._latest_entry(name, alias or "champion")
-            if entry is None:
-                raise RegistryError(f"{name}: no {alias or 'champion'} yet; run a CT step first")
+            if entry is None or entry.version is None:
+                raise RegistryError(f"{name}: no {alias or 'champion'} now; run a CT step first")
             version = entry.version
         return self._read_version(name, version)
 
     def champion(self, name: str) -> ModelVersion | None:
         entry = self._latest_entry(name, "champion")
-        return None if entry is None else self._read_version(name, entry.version)
+        return (
+            None
+            if entry is None or entry.version is None
+            else self._read_version(name, entry.version)
+        )
 
     def _read_version(self, name: str, version: int) -> ModelVersion:
         if not isinstance(version, int) or version < 1:

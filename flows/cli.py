@@ -231,6 +231,14 @@ STREAM_NAMES = (
     "string-labels",
     "seven-classes",
     "regression",
+    "flips",
+    "regions",
+    "slow-drift",
+    "stable",
+    "flips-regression",
+    "regions-regression",
+    "slow-drift-regression",
+    "stable-regression",
 )
 
 

@@ -29,9 +29,17 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from blocks.registry import ModelRegistry
+from blocks.registry import ModelRegistry, ModelVersion
 from flows.retrain import Candidate, retrain
 from tasks import gx_suite
+from tasks.challenger import (
+    ChallengerState,
+    current_challenger,
+    drop_challenger,
+    evidence_summary,
+    start_challenger,
+    weigh_challenger,
+)
 from tasks.config import CTConfig, Label
 from tasks.data import BadLine, Batch, load_batch, store_history
 from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift
@@ -315,9 +323,11 @@ def judge(
     *,
     config: CTConfig,
     accepting: bool,
+    alpha: float | None = None,
 ) -> GateDecision:
     """Champion (or, for a first model or a new contract, the floor) and candidate on the same
-    held-back rows that neither learned from: the paired, one-sided test and the guards."""
+    held-back rows that neither learned from: the paired, one-sided test and the guards (at
+    `alpha`, e.g. the screen's, instead of gate.alpha)."""
     windows = {"candidate": candidate.window}
     if champion is not None and not accepting:
         windows["champion"] = TrainingWindow.model_validate(
@@ -352,7 +362,7 @@ def judge(
         baseline=baseline,
         metric=metric,
         test=gate.test,
-        alpha=gate.alpha,
+        alpha=gate.alpha if alpha is None else alpha,
         min_effect=gate.min_effect,
         guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in guards],
         order=(
@@ -365,23 +375,20 @@ def judge(
     )
 
 
-def release(
+def register_version(
     candidate: Candidate,
     decision: GateDecision,
     checked: Checked,
-    champion: Champion | None,
     *,
     registry: ModelRegistry,
     config: CTConfig,
     accepting: str | None,
-) -> int:
-    """Register the candidate with its contract and lineage, promote it by compare-and-swap, and
-    announce both; returns the new version."""
+    previous: int | None,
+) -> ModelVersion:
+    """Register the candidate with its contract and lineage (not yet champion or challenger)."""
     spec, batch, name = checked.spec, checked.batch, config.dataset.name
     contract = spec.with_classes(candidate.model.labels or [])
     run_id = None if flow_run.id is None else str(flow_run.id)
-    previous = None if champion is None else champion.version.version
-    summary = decision_summary(decision)
     version = register_candidate(
         registry,
         name,
@@ -423,11 +430,13 @@ def release(
     announce(
         "ct.model.registered",
         name,
-        {"version": version.version, "previous_champion": previous, "decision": summary},
+        {
+            "version": version.version,
+            "previous_champion": previous,
+            "decision": decision_summary(decision),
+        },
     )
-    reason = decision.reasons[-1]
     if accepting is not None:
-        reason = f"contract accepted from batch {batch.batch_id}: {accepting}. {reason}"
         registry.append_log(
             name,
             CONTRACT_LOG,
@@ -438,22 +447,128 @@ def release(
                 "reason": accepting,
             },
         )
+    return version
+
+
+def crown(
+    version: ModelVersion,
+    *,
+    registry: ModelRegistry,
+    name: str,
+    previous: int | None,
+    reason: str,
+    payload: dict[str, Any],
+) -> int:
+    """Make a registered version the champion (compare-and-swap) and announce it."""
+    run_id = None if flow_run.id is None else str(flow_run.id)
     promote_champion(
         registry, name, version.version, expected_champion=previous, reason=reason, run_id=run_id
     )
+    lineage = version.metadata.get("lineage", {})
     announce(
         "ct.model.promoted",
         name,
         {
             "version": version.version,
             "previous_champion": previous,
-            "decision": summary,
             "path": version.path,
-            "task": spec.task,
-            "labels": candidate.model.labels,
+            "task": lineage.get("task"),
+            "labels": lineage.get("labels"),
+            **payload,
         },
     )
     return version.version
+
+
+def learned_from(model: Champion, checked: Checked) -> bool:
+    """Did this model learn from any row of the batch (by batch, or by time)?"""
+    window = TrainingWindow.model_validate(model.version.metadata["lineage"]["training_window"])
+    if any(part.batch_id == checked.batch.batch_id for part in window.slices):
+        return True
+    time_column = checked.spec.time_column
+    if time_column and window.time_end is not None and len(checked.valid):
+        first = checked.valid[time_column].min().to_pydatetime(warn=False)
+        return bool(first <= window.time_end)
+    return False
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """What the challenger's evidence did in this step: the champion from now on (a new one if
+    the challenger won), the challenger still running, and notes for the step's outcome."""
+
+    champion: Champion | None
+    state: ChallengerState | None
+    crowned: int | None
+    notes: list[str]
+
+
+def shadow_stage(
+    champion: Champion | None,
+    checked: Checked,
+    *,
+    active: bool,
+    registry: ModelRegistry,
+    config: CTConfig,
+    plots: bool,
+    run_id: str | None,
+) -> Shadow:
+    """Judge the current challenger (mode shadow or both) on this batch: promote it, drop it, or
+    keep collecting. Not `active` (a new contract is being accepted): nothing happens."""
+    gate, name = config.gate, config.dataset.name
+    state = (
+        current_challenger(registry, name)
+        if active and champion is not None and gate.mode in {"shadow", "both"}
+        else None
+    )
+    if champion is None or state is None:
+        return Shadow(champion, None, None, [])
+    stage(get_run_logger(), "weighing the challenger")
+    contender = champion_of(
+        registry, registry.get(name, version=state.version), list(config.model.trusted_types)
+    )
+    if learned_from(contender, checked):  # e.g. a re-run of the batch that trained it
+        note = f"challenger v{state.version} trained on this batch: not evidence"
+        return Shadow(champion, state, None, [note])
+    verdict, state = weigh_challenger(
+        registry,
+        name,
+        state,
+        champion=champion.model,
+        champion_version=champion.version.version,
+        challenger=contender.model,
+        frame=checked.valid,
+        spec=checked.spec,
+        batch_id=checked.batch.batch_id,
+        gate=gate,
+        metric=gate.metric_for(checked.spec.task),
+        plot_path=str(reports_dir(config) / f"{checked.batch.batch_id}-challenger.png")
+        if plots
+        else None,
+    )
+    summary = evidence_summary(state.evidence)
+    figures = f"e-value {summary['e_value']:.3g} of {summary['boundary']:.3g}"
+    if verdict == "promote":
+        crowned = crown(
+            contender.version,
+            registry=registry,
+            name=name,
+            previous=champion.version.version,
+            reason=f"challenger v{state.version} won on {state.evidence.rows} later rows ({figures})",
+            payload={"via": "challenger", "evidence": summary},
+        )
+        registry.set_alias(
+            name, "challenger", None, expected=state.version, reason="promoted", run_id=run_id
+        )
+        return Shadow(
+            contender, None, crowned, [f"challenger v{state.version} promoted ({figures})"]
+        )
+    if verdict != "continue":
+        why = "worse than the champion" if verdict == "drop-worse" else "budget spent"
+        drop_challenger(registry, name, state, reason=f"{why} ({figures})", run_id=run_id)
+        return Shadow(champion, None, None, [f"challenger v{state.version} dropped: {why}"])
+    note = f"challenger v{state.version}: {figures}, batch {state.evidence.batches}/{gate.budget_batches}"
+    return Shadow(champion, state, None, [note])
 
 
 def stage(logger: Any, name: str) -> None:
@@ -494,51 +609,90 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     )
     store_history(checked.valid, batch, str(config.history_dir))
     metric_name = report_metric(spec, config.gate.metric_for(spec.task))
+    served = champion  # the champion this batch was served by, reported as such
+    run_id = None if flow_run.id is None else str(flow_run.id)
+
+    # 3b the challenger, if any, is judged on this batch before anything learns from it
+    shadow = shadow_stage(
+        champion,
+        checked,
+        active=accepting is None,
+        registry=registry,
+        config=config,
+        plots=plots,
+        run_id=run_id,
+    )
+    champion = shadow.champion
 
     def result(**kw: Any) -> StepResult:
         """The step's outcome, once the quality suite (run meanwhile) is collected."""
         finish_quality(seen, config, batch.source)
+        notes = [*shadow.notes, kw.pop("outcome")]
         return StepResult(
             source=batch.source,
             batch_id=batch.batch_id,
             rows=len(checked.valid),
             task=spec.task,
             metric_name=metric_name,
-            champion_version=None if champion is None else champion.version.version,
+            champion_version=None if served is None else served.version.version,
             champion_metric=seen.metric,
             drift=None if seen.drift is None else seen.drift.drifted,
             drifted_columns=[] if seen.drift is None else seen.drift.drifted_columns,
             new_classes=seen.new_classes,
             quarantined=checked.outcome.rows_quarantined,
             quarantine_path=checked.quarantine_path,
+            outcome="; ".join(n for n in notes if n),
             **kw,
         )
 
-    drifted = seen.drift is not None and seen.drift.drifted
-    if (
+    gate = config.gate
+    mode = gate.mode if champion is not None and accepting is None else "batch"
+    keep = (mode == "shadow" and shadow.state is not None) or (
         champion is not None
         and not accepting
         and config.retrain.policy == "on_drift"
-        and not drifted
-    ):
+        and not (seen.drift is not None and seen.drift.drifted)
+    )
+    if keep:
+        assert champion is not None
         version = champion.version.version
-        logger.info("No drift and retrain.policy is on_drift: keeping version %d", version)
+        why = "a challenger is collecting evidence" if shadow.state else "no drift (on_drift)"
+        logger.info("Not retraining: %s; champion v%d", why, version)
         return result(
             retrained=False,
             p_value=None,
-            promoted=False,
-            outcome="kept (no drift)",
-            new_version=None,
+            promoted=shadow.crowned is not None,
+            outcome="" if shadow.state else "kept (no drift)",
+            new_version=shadow.crowned,
             champion_after=version,
+            challenger=None if shadow.state is None else shadow.state.version,
         )
 
-    # 4 retrain (subflow), 5 gate on rows neither model has seen
+    # 4 retrain (subflow), 5 gate on rows neither model has seen (in mode both: a screen)
     stage(logger, "retraining")
     candidate = retrain(batch.batch_id, spec, config)
     stage(logger, "gating")
-    decision = judge(candidate, champion, spec, config=config, accepting=accepting is not None)
+    decision = judge(
+        candidate,
+        champion,
+        spec,
+        config=config,
+        accepting=accepting is not None,
+        alpha=gate.screen_alpha if mode == "both" else None,
+    )
+    if mode == "always" and not decision.promote:
+        decision = decision.model_copy(
+            update={
+                "promote": True,
+                "reasons": [
+                    *decision.reasons,
+                    "gate.mode always: promoted whatever the test says.",
+                ],
+            }
+        )
     previous = None if champion is None else champion.version.version
-    if not decision.promote:
+    challenger_now = None if shadow.state is None else shadow.state.version
+    if mode != "shadow" and not decision.promote:
         announce(
             "ct.gate.rejected",
             name,
@@ -551,22 +705,54 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         return result(
             retrained=True,
             p_value=decision.p_value,
-            promoted=False,
-            outcome="rejected",
-            new_version=None,
+            promoted=shadow.crowned is not None,
+            outcome="rejected" if mode != "both" else "screen not passed",
+            new_version=shadow.crowned,
             champion_after=previous,
+            challenger=challenger_now,
         )
 
-    # 6 register, promote by compare-and-swap, 7 announce
+    # 6 register; then promote by compare-and-swap, or (shadow, both) start it as the challenger
     stage(logger, "registering")
-    version = release(
+    registered = register_version(
         candidate,
         decision,
         checked,
-        champion,
         registry=registry,
         config=config,
         accepting=accepting,
+        previous=previous,
+    )
+    if mode in {"shadow", "both"}:
+        started = start_challenger(
+            registry,
+            name,
+            registered.version,
+            replaces=challenger_now,
+            gate=gate,
+            reason=decision.reasons[-1] if mode == "both" else "shadow: every new candidate",
+            run_id=run_id,
+        )
+        replaced = f", replacing v{challenger_now}" if challenger_now is not None else ""
+        return result(
+            retrained=True,
+            p_value=decision.p_value,
+            promoted=shadow.crowned is not None,
+            outcome=f"challenger v{registered.version} started{replaced}",
+            new_version=shadow.crowned,
+            champion_after=previous,
+            challenger=started.version,
+        )
+    reason = decision.reasons[-1]
+    if accepting is not None:
+        reason = f"contract accepted from batch {batch.batch_id}: {accepting}. {reason}"
+    crown(
+        registered,
+        registry=registry,
+        name=name,
+        previous=previous,
+        reason=reason,
+        payload={"decision": decision_summary(decision), "via": "gate"},
     )
     outcome = (
         "new contract" if accepting else ("promoted" if champion is not None else "first champion")
@@ -576,6 +762,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         p_value=decision.p_value,
         promoted=True,
         outcome=outcome,
-        new_version=version,
-        champion_after=version,
+        new_version=registered.version,
+        champion_after=registered.version,
+        challenger=challenger_now,
     )

@@ -250,6 +250,20 @@ class GateConfig(_Section):
     guards: list[GuardConfig] | None = None
     #: Treat the held-back rows as a time series (they are the newest rows, in time order).
     time_ordered: bool = True
+    #: How a candidate becomes champion. batch: the paired test on this batch's held-back rows.
+    #: shadow: it becomes the challenger, judged on the batches that arrive after it by an
+    #: anytime-valid test (no screen). both: the batch test, at screen_alpha, is a screen; a
+    #: candidate that passes becomes the challenger (replacing one). always: every candidate is
+    #: promoted (a baseline for backtests, not a gate).
+    mode: Literal["batch", "shadow", "both", "always"] = "batch"
+    #: The screen's one-sided level in mode both.
+    screen_alpha: float = Field(0.2, gt=0, le=0.5)
+    #: A challenger that has not won after this many batches is dropped.
+    budget_batches: int = Field(10, ge=1)
+    #: The challenger's evidence: rows per block (longer than the rows' dependence), and the
+    #: blocks needed before any decision.
+    block_rows: int = Field(50, ge=5)
+    min_blocks: int = Field(10, ge=3)
 
     @field_validator("metric")
     @classmethod

@@ -41,6 +41,8 @@ class StepResult(BaseModel):
     outcome: str
     new_version: int | None
     champion_after: int | None
+    #: The challenger after the step (gate.mode shadow or both), if one is collecting evidence.
+    challenger: int | None = None
 
 
 def batch_line(step: StepResult) -> str:
@@ -71,6 +73,7 @@ BACKTEST_COLUMNS = [
     "promoted",
     "p_value",
     "new_version",
+    "challenger",
     "outcome",
 ]
 #: Metrics for which lower is better, as backtests show them.
@@ -99,13 +102,14 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
         "promoted": step.promoted,
         "p_value": step.p_value,
         "new_version": step.new_version,
+        "challenger": step.challenger,
         "outcome": step.outcome,
     }
 
 
 def backtest_table(rows: list[dict[str, object]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS).astype(
-        {"champion_version": "Int64", "new_version": "Int64"}
+        {"champion_version": "Int64", "new_version": "Int64", "challenger": "Int64"}
     )
 
 

@@ -15,6 +15,13 @@ corruption) and beat the never-updated first model.
 | `seven-classes` | integers 1-7 | land cover from elevation and 0/1 soil indicators that are all 0 at first; elevation drifts up |
 | `regression` | numbers | demand in units: a level shift at batch 4 and a price range that grows |
 
+Four more, each for classification and (`-regression`) for a numeric target, are what the gate's
+modes are compared on (benchmarks/policies.py): `flips` (the concept reverses every 3 batches),
+`regions` (the first batch mixes 8 hidden regions; every later batch comes mostly from one region,
+a different one each time, whose offset no feature explains: a model learned from the newest rows
+overfits the region, and a holdout cut from the same batch flatters it), `slow-drift` (the
+concept's direction turns a little every batch) and `stable` (no drift at all).
+
 `stream_batches(name)` gives the batches; `write_stream(name, folder)` writes them as CSV files the
 way they would land.
 """
@@ -181,6 +188,66 @@ def _regression(batch: int, batches: int, rows: int, seed: int) -> pd.DataFrame:
     )
 
 
+POLICY_BATCHES, POLICY_ROWS = 15, 400
+_REGION_OFFSETS = np.array([-1.6, -1.1, -0.6, -0.2, 0.2, 0.6, 1.1, 1.6])
+
+
+def _concept(kind: str, batch: int, rows: int, seed: int, *, regression: bool) -> pd.DataFrame:
+    """The four policy streams: y from x1, x2 (and a hidden region), varying by `kind`."""
+    rng = np.random.default_rng([seed, batch, 91])
+    x1, x2, x3 = rng.normal(size=(3, rows))
+    angle = 0.0
+    sign = 1.0
+    offset = np.zeros(rows)
+    if kind == "flips":
+        sign = 1.0 if ((batch - 1) // 3) % 2 == 0 else -1.0
+    elif kind == "slow-drift":
+        angle = 0.12 * (batch - 1)
+    elif kind == "regions":
+        if batch == 1:  # the first (training) batch sees every region
+            region = rng.integers(0, len(_REGION_OFFSETS), rows)
+        else:
+            home = np.random.default_rng([seed, batch, 92]).integers(len(_REGION_OFFSETS))
+            region = np.where(rng.random(rows) < 0.85, home, rng.integers(0, 8, rows))
+        offset = _REGION_OFFSETS[region]
+    signal = sign * (np.cos(angle) * 1.6 * x1 + np.sin(angle) * 1.6 * x2) + 0.6 * x3 + offset
+    frame = pd.DataFrame(
+        {
+            "event_time": _times(batch, rows, rng),
+            "x1": x1.round(4),
+            "x2": x2.round(4),
+            "x3": x3.round(4),
+            "channel": rng.choice(["web", "app", "store"], rows),
+        }
+    )
+    if regression:
+        frame["y"] = (10 * signal + rng.normal(0, 6, rows)).round(3)
+    else:
+        frame["y"] = (rng.random(rows) < _sigmoid(signal)).astype(int)
+    return frame
+
+
+def _policy_stream(kind: str, *, regression: bool) -> Stream:
+    suffix = "-regression" if regression else ""
+    what = {
+        "flips": "the concept reverses every 3 batches",
+        "regions": "rows clustered by a hidden region that changes every batch",
+        "slow-drift": "the concept turns a little every batch",
+        "stable": "no drift",
+    }[kind]
+    return Stream(
+        f"{kind}{suffix}",
+        what,
+        "y",
+        "regression" if regression else "classification",
+        POLICY_BATCHES,
+        POLICY_ROWS,
+        lambda batch, batches, rows, seed: _concept(
+            kind, batch, rows * 3 if batch == 1 else rows, seed, regression=regression
+        ),
+    )
+
+
 STREAMS: dict[str, Stream] = {
     s.name: s
     for s in (
@@ -238,6 +305,11 @@ STREAMS: dict[str, Stream] = {
             8,
             600,
             _regression,
+        ),
+        *(
+            _policy_stream(kind, regression=regression)
+            for regression in (False, True)
+            for kind in ("flips", "regions", "slow-drift", "stable")
         ),
     )
 }

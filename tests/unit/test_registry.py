@@ -236,6 +236,50 @@ def test_two_processes_promoting_from_the_same_champion_exactly_one_wins(registr
         registry.promote("m", 1, expected_champion=log[-1].version, reason="reset")
 
 
+def _append_worker(registry: ModelRegistry, expected: int, start, queue) -> None:
+    mine = _fresh(registry)
+    start.wait()
+    try:
+        mine.append_log("m", "evidence-000002", {"by": os.getpid()}, expected=expected)
+        queue.put("won")
+    except AliasConflictError:
+        queue.put("conflict")
+
+
+def test_two_processes_appending_evidence_after_the_same_record_exactly_one_wins(registry):
+    """Issue 14: a challenger's evidence is appended by compare-and-swap on the log's sequence,
+    so two workers judging the same batch cannot both add it."""
+    registry.append_log("m", "evidence-000002", {"batch_id": None}, expected=0)
+    for attempt in range(3):
+        expected = registry.read_log("m", "evidence-000002", last=1)[0]["sequence"]
+        queue, start = FORK.Queue(), FORK.Event()
+        procs = [
+            FORK.Process(target=_append_worker, args=(registry, expected, start, queue))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        start.set()
+        for p in procs:
+            p.join(60)
+        assert sorted(queue.get(timeout=10) for _ in procs) == ["conflict", "won"]
+        records = registry.read_log("m", "evidence-000002")
+        assert [r["sequence"] for r in records] == list(range(1, attempt + 3))
+    with pytest.raises(AliasConflictError, match="moved past record 1"):
+        registry.append_log("m", "evidence-000002", {"late": True}, expected=1)
+
+
+def test_an_alias_can_be_cleared_but_never_the_champion(registry, model):
+    _register(registry, model)
+    registry.set_alias("m", "challenger", 1, expected=None)
+    assert registry.alias("m", "challenger") == 1 and registry.aliases("m") == {"challenger": 1}
+    registry.set_alias("m", "challenger", None, expected=1, reason="dropped")
+    assert registry.alias("m", "challenger") is None and registry.aliases("m") == {}
+    assert [e.version for e in registry.alias_log("m", "challenger")] == [1, None]
+    with pytest.raises(RegistryError, match="cannot be cleared"):
+        registry.set_alias("m", "champion", None, expected=None)
+
+
 def _churn(registry: ModelRegistry, seed: int) -> None:
     """Register and promote forever, until killed."""
     mine = _fresh(registry)

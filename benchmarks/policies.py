@@ -1,0 +1,166 @@
+"""Which gate mode fits which stream: backtests of every policy on streams with known structure.
+
+Each of 8 generated streams (tasks/streams.py: `flips`, `regions`, `slow-drift`, `stable`, each for
+classification and regression; 15 batches of 400 rows after a first batch of 1,200) is backtested
+with the real CT step (`python flows/ct.py demo --stream S`, a local Prefect server) under each
+policy: `always` (every candidate replaces the champion), `batch` (the paired test on the batch's
+held-back rows), `shadow` (a challenger judged on later batches) and `both` (the batch test as a
+screen, then shadow evidence). "never" is the never-updated first model, scored by the same
+backtests on the same batches.
+
+The prequential metric is the serving champion's on each batch before anything learns from it
+(batches 2 to 15), averaged: accuracy for classification (higher is better; points are accuracy
+points x 100), MAE for regression (lower is better; points are percent of the never-updated
+model's MAE). The table marks the best policy per stream and checks the rule the default must keep:
+within 0.5 points of the best, and never more than 0.5 points worse than never-updated.
+
+Usage: `.venv/bin/python benchmarks/policies.py` (about 15 minutes on 2 cores; `--streams a,b`,
+`--modes a,b`, `--jobs N`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from flows.prefect_server import RECORDER_ENV
+from webhooks.devstack import free_port, stop, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+STREAMS = [
+    "flips",
+    "regions",
+    "slow-drift",
+    "stable",
+    "flips-regression",
+    "regions-regression",
+    "slow-drift-regression",
+    "stable-regression",
+]
+MODES = ["always", "batch", "shadow", "both"]
+DEFAULT = "batch"  # what CTConfig().gate.mode is; the rule below is checked for it
+
+
+def run(stream: str, mode: str, work: Path, env: dict[str, str]) -> pd.DataFrame:
+    config = work / f"{mode}.yaml"
+    config.write_text(f"gate:\n  mode: {mode}\n")
+    out = work / f"{stream}-{mode}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "flows/ct.py",
+            "demo",
+            "--stream",
+            stream,
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{stream} {mode}: {result.stderr[-800:]}")
+    return pd.read_csv(out / "backtest.csv")
+
+
+def points(value: float, reference: float, metric: str) -> float:
+    """A metric difference in 'points': accuracy x 100; MAE in percent of `reference`."""
+    if metric == "accuracy":
+        return 100.0 * value
+    return -100.0 * value / reference  # lower MAE is better: more points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", help="comma-separated subset of: " + ", ".join(STREAMS))
+    parser.add_argument("--modes", help="comma-separated subset of: " + ", ".join(MODES))
+    parser.add_argument("--jobs", type=int, default=2, help="backtests at once (2)")
+    args = parser.parse_args()
+    streams = args.streams.split(",") if args.streams else STREAMS
+    modes = args.modes.split(",") if args.modes else MODES
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ct-policies-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/api"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env |= {"PREFECT_HOME": str(work / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env={**env, **RECORDER_ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 180, url)
+            env["PREFECT_API_URL"] = url
+            cells = [(s, m) for s in streams for m in modes]
+            with ThreadPoolExecutor(args.jobs) as pool:
+                tables = dict(
+                    zip(cells, pool.map(lambda c: run(c[0], c[1], work, env), cells), strict=True)
+                )
+        finally:
+            stop(server)
+    print(
+        "Prequential metric of the serving champion (batches 2-15, before learning from each), "
+        "and promotions, per policy; points: accuracy x 100 or percent of the never-updated "
+        "model's MAE.\n"
+    )
+    head = "| stream | metric | never |" + "".join(f" {m} |" for m in modes)
+    head += " best | default rule |"
+    print(head)
+    print("|" + "---|" * (len(modes) + 5))
+    for stream in streams:
+        first = tables[(stream, modes[0])]
+        later = first[first["batch"] > 1]
+        metric = str(later["metric_name"].iloc[0])
+        never = float(later["metric_static"].mean())
+        means = {
+            m: float(tables[(stream, m)].query("batch > 1")["metric_champion"].mean())
+            for m in modes
+        }
+        promotions = {m: int(tables[(stream, m)]["promoted"].sum()) - 1 for m in modes}
+        score = {m: points(v, never, metric) for m, v in means.items()}
+        never_points = points(never, never, metric)
+        best = max(score, key=lambda m: score[m])
+        cells_text = "".join(
+            f" {means[m]:.3f} ({promotions[m]}){' *' if m == best else ''} |" for m in modes
+        )
+        rule = "-"
+        if DEFAULT in score:
+            gap_best = score[best] - score[DEFAULT]
+            gap_never = never_points - score[DEFAULT]
+            ok = gap_best <= 0.5 and gap_never <= 0.5
+            rule = (
+                f"{'ok' if ok else 'MISSED'} ({gap_best:.1f} below best, {gap_never:+.1f} vs never)"
+            )
+        print(f"| {stream} | {metric} | {never:.3f} |{cells_text} {best} | {rule} |")
+    print(f"\nElapsed {time.perf_counter() - started:.0f} s; (n) = promotions after the first.")
+
+
+if __name__ == "__main__":
+    main()
