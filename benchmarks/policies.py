@@ -1,21 +1,24 @@
 """Which gate mode fits which stream: backtests of every policy on streams with known structure.
 
-Each of 8 generated streams (tasks/streams.py: `flips`, `regions`, `slow-drift`, `stable`, each for
-classification and regression; 15 batches of 400 rows after a first batch of 1,200) is backtested
-with the real CT step (`python flows/ct.py demo --stream S`, a local Prefect server) under each
-policy: `always` (every candidate replaces the champion), `batch` (the paired test on the batch's
-held-back rows), `shadow` (a challenger judged on later batches) and `both` (the batch test as a
-screen, then shadow evidence). "never" is the never-updated first model, scored by the same
+Each of 9 generated streams (tasks/streams.py: the demo, and `flips`, `regions`, `slow-drift`,
+`stable`, each for classification and regression: 15 batches of 400 rows after a first batch of
+1,200) is backtested with the real CT step (`python flows/ct.py demo --stream S --seed K`, a local
+Prefect server) under each policy: `always` (every candidate replaces the champion), `batch` (the
+paired test on the batch's held-back rows), `shadow` (a challenger judged on later batches), `both`
+(the batch test as a screen, then shadow evidence) and `auto` (the lane chosen from the model's
+track record, tasks/track_record.py). "never" is the never-updated first model, scored by the same
 backtests on the same batches.
 
-The prequential metric is the serving champion's on each batch before anything learns from it
-(batches 2 to 15), averaged: accuracy for classification (higher is better; points are accuracy
-points x 100), MAE for regression (lower is better; points are percent of the never-updated
-model's MAE). The table marks the best policy per stream and checks the rule the default must keep:
-within 0.5 points of the best, and never more than 0.5 points worse than never-updated.
+The prequential metric is the serving champion's on each batch after the first, before anything
+learns from it, averaged over the batches and then over the seeds: accuracy for classification
+(higher is better; points are accuracy points x 100), MAE for regression (lower is better; points
+are percent of the never-updated model's MAE). The table marks the best policy per stream and
+checks, for every mode, the rule a default must keep: within 0.5 points of the best, and never
+more than 0.5 points worse than never-updated, on every stream. Seeds 1-3 by default: seed 0 was
+the stream `auto` was designed on, so it is kept out of the verdict.
 
-Usage: `.venv/bin/python benchmarks/policies.py` (about 15 minutes on 2 cores; `--streams a,b`,
-`--modes a,b`, `--jobs N`).
+Usage: `.venv/bin/python benchmarks/policies.py` (about 50 minutes on 2 cores; `--streams a,b`,
+`--modes a,b`, `--seeds 1,2,3`, `--jobs N`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from webhooks.devstack import free_port, stop, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMS = [
+    "demo",
     "flips",
     "regions",
     "slow-drift",
@@ -46,14 +50,14 @@ STREAMS = [
     "slow-drift-regression",
     "stable-regression",
 ]
-MODES = ["always", "batch", "shadow", "both"]
+MODES = ["always", "batch", "shadow", "both", "auto"]
 DEFAULT = "batch"  # what CTConfig().gate.mode is; the rule below is checked for it
 
 
-def run(stream: str, mode: str, work: Path, env: dict[str, str]) -> pd.DataFrame:
+def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> pd.DataFrame:
     config = work / f"{mode}.yaml"
     config.write_text(f"gate:\n  mode: {mode}\n")
-    out = work / f"{stream}-{mode}"
+    out = work / f"{stream}-{mode}-{seed}"
     result = subprocess.run(
         [
             sys.executable,
@@ -65,6 +69,8 @@ def run(stream: str, mode: str, work: Path, env: dict[str, str]) -> pd.DataFrame
             str(config),
             "--out",
             str(out),
+            "--seed",
+            str(seed),
         ],
         cwd=ROOT,
         env=env,
@@ -72,7 +78,7 @@ def run(stream: str, mode: str, work: Path, env: dict[str, str]) -> pd.DataFrame
         text=True,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"{stream} {mode}: {result.stderr[-800:]}")
+        raise RuntimeError(f"{stream} {mode} seed {seed}: {result.stderr[-800:]}")
     return pd.read_csv(out / "backtest.csv")
 
 
@@ -88,9 +94,16 @@ def main() -> None:
     parser.add_argument("--streams", help="comma-separated subset of: " + ", ".join(STREAMS))
     parser.add_argument("--modes", help="comma-separated subset of: " + ", ".join(MODES))
     parser.add_argument("--jobs", type=int, default=2, help="backtests at once (2)")
+    parser.add_argument(
+        "--seeds",
+        default="1,2,3",
+        help="comma-separated stream seeds, averaged (default 1,2,3; seed 0 was used while "
+        "designing gate.mode auto, so it is left out of the verdict)",
+    )
     args = parser.parse_args()
     streams = args.streams.split(",") if args.streams else STREAMS
     modes = args.modes.split(",") if args.modes else MODES
+    seeds = [int(x) for x in args.seeds.split(",")]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ct-policies-") as tmp:
         work = Path(tmp)
@@ -118,37 +131,48 @@ def main() -> None:
         try:
             wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 180, url)
             env["PREFECT_API_URL"] = url
-            cells = [(s, m) for s in streams for m in modes]
+            cells = [(s, m, seed) for s in streams for m in modes for seed in seeds]
             with ThreadPoolExecutor(args.jobs) as pool:
                 tables = dict(
-                    zip(cells, pool.map(lambda c: run(c[0], c[1], work, env), cells), strict=True)
+                    zip(cells, pool.map(lambda c: run(*c, work, env), cells), strict=True)
                 )
         finally:
             stop(server)
     print(
-        "Prequential metric of the serving champion (batches 2-15, before learning from each), "
-        "and promotions, per policy; points: accuracy x 100 or percent of the never-updated "
+        "Prequential metric of the serving champion (every batch after the first, before "
+        "learning from it), and promotions after the first, per policy; the mean over seeds "
+        f"{', '.join(map(str, seeds))}. Points: accuracy x 100 or percent of the never-updated "
         "model's MAE.\n"
     )
     head = "| stream | metric | never |" + "".join(f" {m} |" for m in modes)
     head += " best | default rule |"
     print(head)
     print("|" + "---|" * (len(modes) + 5))
+    gaps: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}  # (below best, vs never)
     for stream in streams:
-        first = tables[(stream, modes[0])]
-        later = first[first["batch"] > 1]
-        metric = str(later["metric_name"].iloc[0])
-        never = float(later["metric_static"].mean())
+        # per seed: the mean over batches 2.. (before learning from each); then over seeds
+        later = {
+            key: table[table["batch"] > 1] for key, table in tables.items() if key[0] == stream
+        }
+        metric = str(later[(stream, modes[0], seeds[0])]["metric_name"].iloc[0])
+        never = sum(float(later[(stream, modes[0], s)]["metric_static"].mean()) for s in seeds)
+        never /= len(seeds)
         means = {
-            m: float(tables[(stream, m)].query("batch > 1")["metric_champion"].mean())
+            m: sum(float(later[(stream, m, s)]["metric_champion"].mean()) for s in seeds)
+            / len(seeds)
             for m in modes
         }
-        promotions = {m: int(tables[(stream, m)]["promoted"].sum()) - 1 for m in modes}
+        promotions = {
+            m: sum(int(tables[(stream, m, s)]["promoted"].sum()) - 1 for s in seeds) / len(seeds)
+            for m in modes
+        }
         score = {m: points(v, never, metric) for m, v in means.items()}
         never_points = points(never, never, metric)
         best = max(score, key=lambda m: score[m])
+        for m in modes:
+            gaps[m].append((score[best] - score[m], never_points - score[m]))
         cells_text = "".join(
-            f" {means[m]:.3f} ({promotions[m]}){' *' if m == best else ''} |" for m in modes
+            f" {means[m]:.3f} ({promotions[m]:.1f}){' *' if m == best else ''} |" for m in modes
         )
         rule = "-"
         if DEFAULT in score:
@@ -159,7 +183,19 @@ def main() -> None:
                 f"{'ok' if ok else 'MISSED'} ({gap_best:.1f} below best, {gap_never:+.1f} vs never)"
             )
         print(f"| {stream} | {metric} | {never:.3f} |{cells_text} {best} | {rule} |")
-    print(f"\nElapsed {time.perf_counter() - started:.0f} s; (n) = promotions after the first.")
+    print(
+        "\n(n) = promotions after the first, mean over seeds. The rule a default must keep, per "
+        "mode: within 0.5 points of the best policy, and at most 0.5 points below never-updated, "
+        "on every stream.\n"
+    )
+    print("| mode | streams where the rule holds | worst: below best | worst: below never |")
+    print("|---|---|---|---|")
+    for m in modes:
+        held = sum(b <= 0.5 and n <= 0.5 for b, n in gaps[m])
+        worst_best = max(b for b, _ in gaps[m])
+        worst_never = max(n for _, n in gaps[m])
+        print(f"| {m} | {held} of {len(streams)} | {worst_best:.1f} | {worst_never:+.1f} |")
+    print(f"\nElapsed {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from tasks.challenger import (
     current_challenger,
     drop_challenger,
     evidence_summary,
+    paired_improvements,
     start_challenger,
     weigh_challenger,
 )
@@ -60,6 +61,15 @@ from tasks.release import (
 )
 from tasks.report import StepResult
 from tasks.sources import ReadLimits
+from tasks.track_record import (
+    Lane,
+    Route,
+    TrackPoint,
+    fast_lane,
+    lane_summary,
+    read_track_record,
+    record_track_point,
+)
 from tasks.train import estimator_name, fit_floor, gate_inputs, report_metric, score
 from tasks.validate import (
     FeatureSpec,
@@ -411,6 +421,8 @@ def register_version(
             "labels": candidate.model.labels,
             "trusted_types": list(config.model.trusted_types),
             "contract_accepted": accepting,
+            #: The champion it was judged against (gate.mode auto's track record needs it).
+            "compared_with": previous,
         },
         schema={"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()},
         profile=build_profile(
@@ -518,7 +530,7 @@ def shadow_stage(
     gate, name = config.gate, config.dataset.name
     state = (
         current_challenger(registry, name)
-        if active and champion is not None and gate.mode in {"shadow", "both"}
+        if active and champion is not None and gate.mode in {"shadow", "both", "auto"}
         else None
     )
     if champion is None or state is None:
@@ -569,6 +581,58 @@ def shadow_stage(
         return Shadow(champion, None, None, [f"challenger v{state.version} dropped: {why}"])
     note = f"challenger v{state.version}: {figures}, batch {state.evidence.batches}/{gate.budget_batches}"
     return Shadow(champion, state, None, [note])
+
+
+def choose_lane(
+    champion: Champion, checked: Checked, *, registry: ModelRegistry, config: CTConfig
+) -> tuple[Lane, str]:
+    """gate.mode auto: the lane for this step's candidate, from the model's track record. First,
+    the newest registered candidate adds its point: how it did on this batch, the first after it
+    was trained, against the champion it was judged with (whatever became of it)."""
+    name, trusted = config.dataset.name, list(config.model.trusted_types)
+    points, _ = read_track_record(registry, name)
+    newest = registry.get(name, version=max(registry.versions(name)))
+    baseline = newest.metadata.get("lineage", {}).get("compared_with")
+    recorded = any(p.version == newest.version for p in points)
+    if baseline is not None and not recorded:
+        models = {champion.version.version: champion}
+        for version in (newest.version, int(baseline)):
+            if version not in models:
+                models[version] = champion_of(
+                    registry, registry.get(name, version=version), trusted
+                )
+        candidate, before = models[newest.version], models[int(baseline)]
+        same_contract = candidate.spec.schema_hash() == before.spec.schema_hash()
+        if same_contract and not learned_from(candidate, checked):
+            d = paired_improvements(
+                before.model,
+                candidate.model,
+                checked.valid,
+                checked.spec,
+                config.gate.metric_for(checked.spec.task),
+            )
+            challenger = registry.alias(name, "challenger")
+            route: Route = (
+                "promoted"
+                if newest.version == champion.version.version
+                else "challenger"
+                if newest.version == challenger
+                else "not promoted"
+            )
+            points = record_track_point(
+                registry,
+                name,
+                TrackPoint(
+                    version=newest.version,
+                    baseline=int(baseline),
+                    batch_id=checked.batch.batch_id,
+                    rows=int(d.size),
+                    mean_improvement=float(d.mean()) if d.size else 0.0,
+                    route=route,
+                ),
+            )
+    lane: Lane = "fast" if fast_lane(points) else "challenger"
+    return lane, f"{lane} lane ({lane_summary(points)})"
 
 
 def stage(logger: Any, name: str) -> None:
@@ -624,10 +688,23 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     )
     champion = shadow.champion
 
+    gate = config.gate
+    mode = gate.mode if champion is not None and accepting is None else "batch"
+    lane: Lane | None = None
+    lane_note = ""
+    if mode == "auto":
+        assert champion is not None
+        lane, lane_note = choose_lane(champion, checked, registry=registry, config=config)
+        logger.info("gate.mode auto: %s", lane_note)
+        mode = "batch" if lane == "fast" else "both"  # the challenger lane: a screen first
+    #: The screen's level: gate.screen_alpha before a challenger; in the fast lane 0.5 (no worse
+    #: on its own rows), the track record being the evidence.
+    screen = 0.5 if lane == "fast" else gate.screen_alpha if mode == "both" else None
+
     def result(**kw: Any) -> StepResult:
         """The step's outcome, once the quality suite (run meanwhile) is collected."""
         finish_quality(seen, config, batch.source)
-        notes = [*shadow.notes, kw.pop("outcome")]
+        notes = [*shadow.notes, lane_note, kw.pop("outcome")]
         return StepResult(
             source=batch.source,
             batch_id=batch.batch_id,
@@ -642,11 +719,10 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             quarantined=checked.outcome.rows_quarantined,
             quarantine_path=checked.quarantine_path,
             outcome="; ".join(n for n in notes if n),
+            lane=lane,
             **kw,
         )
 
-    gate = config.gate
-    mode = gate.mode if champion is not None and accepting is None else "batch"
     keep = (mode == "shadow" and shadow.state is not None) or (
         champion is not None
         and not accepting
@@ -678,7 +754,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         spec,
         config=config,
         accepting=accepting is not None,
-        alpha=gate.screen_alpha if mode == "both" else None,
+        alpha=screen,
     )
     if mode == "always" and not decision.promote:
         decision = decision.model_copy(
@@ -692,6 +768,30 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         )
     previous = None if champion is None else champion.version.version
     challenger_now = None if shadow.state is None else shadow.state.version
+    registered: ModelVersion | None = None
+    if lane is not None:  # auto: every candidate is registered, its next batch is its record
+        stage(logger, "registering")
+        registered = register_version(
+            candidate,
+            decision,
+            checked,
+            registry=registry,
+            config=config,
+            accepting=None,
+            previous=previous,
+        )
+        held = decision.promote and lane == "challenger" and challenger_now is not None
+        if held:
+            return result(
+                retrained=True,
+                p_value=decision.p_value,
+                promoted=shadow.crowned is not None,
+                outcome=f"v{registered.version} passed the screen; kept back while challenger "
+                f"v{challenger_now} collects evidence",
+                new_version=shadow.crowned,
+                champion_after=previous,
+                challenger=challenger_now,
+            )
     if mode != "shadow" and not decision.promote:
         announce(
             "ct.gate.rejected",
@@ -713,16 +813,17 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         )
 
     # 6 register; then promote by compare-and-swap, or (shadow, both) start it as the challenger
-    stage(logger, "registering")
-    registered = register_version(
-        candidate,
-        decision,
-        checked,
-        registry=registry,
-        config=config,
-        accepting=accepting,
-        previous=previous,
-    )
+    if registered is None:
+        stage(logger, "registering")
+        registered = register_version(
+            candidate,
+            decision,
+            checked,
+            registry=registry,
+            config=config,
+            accepting=accepting,
+            previous=previous,
+        )
     if mode in {"shadow", "both"}:
         started = start_challenger(
             registry,
@@ -757,6 +858,15 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     outcome = (
         "new contract" if accepting else ("promoted" if champion is not None else "first champion")
     )
+    if lane is not None and shadow.state is not None:  # judged against a champion now gone
+        drop_challenger(
+            registry,
+            name,
+            shadow.state,
+            reason=f"superseded: v{registered.version} promoted at once (fast lane)",
+            run_id=run_id,
+        )
+        challenger_now = None
     return result(
         retrained=True,
         p_value=decision.p_value,

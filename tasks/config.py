@@ -253,10 +253,13 @@ class GateConfig(_Section):
     #: How a candidate becomes champion. batch: the paired test on this batch's held-back rows.
     #: shadow: it becomes the challenger, judged on the batches that arrive after it by an
     #: anytime-valid test (no screen). both: the batch test, at screen_alpha, is a screen; a
-    #: candidate that passes becomes the challenger (replacing one). always: every candidate is
-    #: promoted (a baseline for backtests, not a gate).
-    mode: Literal["batch", "shadow", "both", "always"] = "batch"
-    #: The screen's one-sided level in mode both.
+    #: candidate that passes becomes the challenger (replacing one). auto: as both, until the
+    #: model's track record shows that candidates that passed the screen kept their gain on the
+    #: next batch; then one that passes the screen is promoted at once (tasks/track_record.py;
+    #: chosen by measurement in benchmarks/policies.py). always: every candidate is promoted (a
+    #: baseline for backtests, not a gate).
+    mode: Literal["batch", "shadow", "both", "auto", "always"] = "batch"
+    #: The screen's one-sided level in modes both and auto.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)
     #: A challenger that has not won after this many batches is dropped.
     budget_batches: int = Field(10, ge=1)

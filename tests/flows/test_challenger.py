@@ -8,6 +8,8 @@ lives in the registry, so a fresh process continues it, and a batch seen twice c
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from blocks.registry import ModelRegistry
@@ -15,12 +17,13 @@ from flows.ct import continuous_training
 from tasks.challenger import current_challenger, evidence_log
 from tasks.config import CTConfig
 from tasks.streams import write_stream
+from tasks.track_record import fast_lane, read_track_record
 
 
-def config_for(root, name: str, mode: str) -> CTConfig:
+def config_for(root, name: str, mode: str, target: str = "churned") -> CTConfig:
     return CTConfig.model_validate(
         {
-            "dataset": {"name": name},
+            "dataset": {"name": name, "target": target},
             "state_dir": str(root / "state"),
             "gate": {"mode": mode},
             "validation": {"quality_suite": False},
@@ -117,3 +120,32 @@ def test_mode_both_screens_candidates_before_they_become_challengers(tmp_path, d
         if step.challenger is not None and "started" in step.outcome:
             decision = registry.get("screened", version=step.challenger).metadata["decision"]
             assert decision["alpha"] == 0.2 and decision["p_value"] < 0.2  # the screen's level
+
+
+def test_mode_auto_keeps_a_track_record_and_chooses_the_lane_from_it(tmp_path):
+    """Every candidate is registered; on the next batch it and the champion it was judged with
+    are scored on the same rows (one point each, recomputed here with numpy); the fast lane is
+    taken exactly when the last three points are all gains."""
+    files = write_stream("slow-drift-regression", tmp_path / "files", batches=8, rows=300)
+    name = "auto-slow"
+    config = config_for(tmp_path, name, "auto", target="y")
+    registry = ModelRegistry(url=config.registry_url)
+    steps = [continuous_training(str(path), config) for path in files]
+    assert steps[0].outcome == "first champion" and steps[0].lane is None
+    assert registry.versions(name) == list(range(1, len(steps) + 1))  # every candidate kept
+    points, _ = read_track_record(registry, name)
+    assert [p.version for p in points] == list(range(2, len(steps)))  # each judged next batch
+    for point, step in zip(points, steps[2:], strict=True):
+        assert point.batch_id == step.batch_id
+        frame = pd.read_csv(step.source)
+        spec = registry.get(name, version=point.version).metadata["schema"]["spec"]
+        x, y = frame[spec["numeric"] + spec["categorical"]], frame["y"].to_numpy()
+        errors = [
+            np.abs(y - registry.load_model(name, version=v).predict(x))
+            for v in (point.baseline, point.version)
+        ]
+        assert point.mean_improvement == pytest.approx(float(np.mean(errors[0] - errors[1])))
+    for k, step in enumerate(steps[1:], start=1):
+        before = points[: max(0, k - 1)]  # the points known when step k chose its lane
+        assert step.lane == ("fast" if fast_lane(before) else "challenger"), step.outcome
+    assert any(s.lane == "fast" for s in steps), [s.outcome for s in steps]  # the drift pays
