@@ -155,25 +155,39 @@ def challenger_markdown(
 
 
 def plot_evidence(evidence: Evidence, path: Path) -> Path:
-    """The e-value path against the boundary, on a log scale."""
+    """The e-value paths against the boundary, on a log scale: the reader sees at a glance how far
+    the challenger is from winning (blue) or from being dropped as worse (orange)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 3.4), dpi=100)
     ax = fig.subplots()
     x = np.arange(1, len(evidence.path) + 1)
-    ax.plot(x, [p.log_e / math.log(10) for p in evidence.path], "o-", label="e-value (better)")
-    ax.plot(
-        x, [p.log_e_worse / math.log(10) for p in evidence.path], "s--", label="e-value (worse)"
+    boundary = evidence.boundary / math.log(10)
+    ax.plot(x, [p.log_e / math.log(10) for p in evidence.path], "o-", label="better (promote)")
+    ax.plot(x, [p.log_e_worse / math.log(10) for p in evidence.path], "s--", label="worse (drop)")
+    ax.axhline(boundary, color="#c0392b", ls=":")
+    ax.annotate(
+        f"boundary: e-value {math.exp(evidence.boundary):.3g} = 1/alpha_{evidence.j}",
+        (0.01, boundary),
+        xycoords=("axes fraction", "data"),
+        xytext=(0, 3),
+        textcoords="offset points",
+        color="#c0392b",
+        fontsize=8,
     )
-    ax.axhline(
-        evidence.boundary / math.log(10), color="#c0392b", ls=":", label="boundary 1/alpha_j"
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(
+        f"batches since the challenger started ({evidence.rows:,} rows, "
+        f"{len(evidence.means)} blocks of {evidence.block_rows}; no decision before "
+        f"{evidence.min_blocks})"
     )
-    ax.set_xlabel("batch since the challenger started")
     ax.set_ylabel("log10 e-value")
+    ax.set_ylim(min(-1.0, ax.get_ylim()[0]), max(boundary * 1.15, ax.get_ylim()[1]))
     ax.set_title(f"Challenger v{evidence.version}: evidence against the champion", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left")
     ax.grid(alpha=0.3)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.88)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.17, top=0.9)
     fig.savefig(path)
     return path
 
