@@ -158,7 +158,6 @@ def plot_evidence(evidence: Evidence, path: Path) -> Path:
     """The e-value paths against the boundary, on a log scale: the reader sees at a glance how far
     the challenger is from winning (blue) or from being dropped as worse (orange)."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7, 3.4), dpi=100)
     ax = fig.subplots()
@@ -176,7 +175,8 @@ def plot_evidence(evidence: Evidence, path: Path) -> Path:
         color="#c0392b",
         fontsize=8,
     )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xticks(x[:: max(1, len(x) // 10)])
+    ax.set_xlim(0.5, len(x) + 0.5)
     ax.set_xlabel(
         f"batches since the challenger started ({evidence.rows:,} rows, "
         f"{len(evidence.means)} blocks of {evidence.block_rows}; no decision before "
