@@ -768,8 +768,10 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         )
     previous = None if champion is None else champion.version.version
     challenger_now = None if shadow.state is None else shadow.state.version
+    # 6 register (in auto every candidate: its next batch is its track record); then promote by
+    # compare-and-swap, or (shadow, both) start it as the challenger
     registered: ModelVersion | None = None
-    if lane is not None:  # auto: every candidate is registered, its next batch is its record
+    if lane is not None or mode == "shadow" or decision.promote:
         stage(logger, "registering")
         registered = register_version(
             candidate,
@@ -777,21 +779,21 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             checked,
             registry=registry,
             config=config,
-            accepting=None,
+            accepting=accepting,
             previous=previous,
         )
-        held = decision.promote and lane == "challenger" and challenger_now is not None
-        if held:
-            return result(
-                retrained=True,
-                p_value=decision.p_value,
-                promoted=shadow.crowned is not None,
-                outcome=f"v{registered.version} passed the screen; kept back while challenger "
-                f"v{challenger_now} collects evidence",
-                new_version=shadow.crowned,
-                champion_after=previous,
-                challenger=challenger_now,
-            )
+    if lane == "challenger" and decision.promote and challenger_now is not None:
+        assert registered is not None
+        return result(
+            retrained=True,
+            p_value=decision.p_value,
+            promoted=shadow.crowned is not None,
+            outcome=f"v{registered.version} passed the screen; kept back while challenger "
+            f"v{challenger_now} collects evidence",
+            new_version=shadow.crowned,
+            champion_after=previous,
+            challenger=challenger_now,
+        )
     if mode != "shadow" and not decision.promote:
         announce(
             "ct.gate.rejected",
@@ -811,19 +813,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             champion_after=previous,
             challenger=challenger_now,
         )
-
-    # 6 register; then promote by compare-and-swap, or (shadow, both) start it as the challenger
-    if registered is None:
-        stage(logger, "registering")
-        registered = register_version(
-            candidate,
-            decision,
-            checked,
-            registry=registry,
-            config=config,
-            accepting=accepting,
-            previous=previous,
-        )
+    assert registered is not None
     if mode in {"shadow", "both"}:
         started = start_challenger(
             registry,

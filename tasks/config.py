@@ -253,11 +253,13 @@ class GateConfig(_Section):
     #: How a candidate becomes champion. batch: the paired test on this batch's held-back rows.
     #: shadow: it becomes the challenger, judged on the batches that arrive after it by an
     #: anytime-valid test (no screen). both: the batch test, at screen_alpha, is a screen; a
-    #: candidate that passes becomes the challenger (replacing one). auto: as both, until the
-    #: model's track record shows that candidates that passed the screen kept their gain on the
-    #: next batch; then one that passes the screen is promoted at once (tasks/track_record.py;
-    #: chosen by measurement in benchmarks/policies.py). always: every candidate is promoted (a
-    #: baseline for backtests, not a gate).
+    #: candidate that passes becomes the challenger (replacing one). auto: every candidate is
+    #: registered and scored on its next batch (the model's track record); while the last three
+    #: gained there, one no worse on its own rows is promoted at once, otherwise it goes the way
+    #: of both without replacing a live challenger (tasks/track_record.py).
+    #: always: every candidate is promoted (a baseline for backtests, not a gate). Which fits
+    #: which stream is measured in benchmarks/policies.py (README, The challenger): batch on
+    #: steady drift, shadow or auto when rows cluster by region or regime.
     mode: Literal["batch", "shadow", "both", "auto", "always"] = "batch"
     #: The screen's one-sided level in modes both and auto.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)

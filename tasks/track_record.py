@@ -5,8 +5,10 @@ its own batch carries over to the next batch (slow drift, a stable stream), prom
 when rows cluster by region or regime, or the concept keeps flipping, the gain on the held-back
 rows of the candidate's own batch is a local overfit, and only evidence from later batches (the
 challenger) avoids promoting it. Which case a stream is in is itself measurable: how did the
-candidates that passed the screen do on the first batch after they were trained, against the
-champion they were compared with?
+candidates do on the first batch after they were trained, against the champion they were judged
+with? Measured in benchmarks/policies.py (README, The challenger): it follows `batch` on steady
+drift and the challenger on clustered rows, but a concept that keeps reversing fools it (three
+gains come before each reversal).
 
 In `auto` every candidate is trained and registered (its lineage names the champion it was judged
 against), whatever the gate makes of it. On the next batch, before anything learns from it, the
@@ -82,15 +84,21 @@ def read_track_record(registry: ModelRegistry, name: str) -> tuple[list[TrackPoi
     return points, (int(records[-1]["sequence"]) if records else 0)
 
 
-# ---------------------------------------------------------------- Prefect task
-@task(name="record-track-point", cache_policy=NO_CACHE)
-def record_track_point(registry: ModelRegistry, name: str, point: TrackPoint) -> list[TrackPoint]:
-    """Append a point, once per candidate version (compare-and-swap on the log's sequence: of two
-    racing steps one writes, the other fails and is retried by its flow); the record after it."""
+def append_point(registry: ModelRegistry, name: str, point: TrackPoint) -> list[TrackPoint]:
+    """Append a point, once per candidate version, by compare-and-swap on the log's sequence (of
+    two racing steps one writes, the other gets AliasConflictError); the record after it."""
     points, sequence = read_track_record(registry, name)
     if any(p.version == point.version for p in points):
         return points
     registry.append_log(name, LOG, {"point": point.model_dump(mode="json")}, expected=sequence)
+    return [*points, point]
+
+
+# ---------------------------------------------------------------- Prefect task
+@task(name="record-track-point", cache_policy=NO_CACHE)
+def record_track_point(registry: ModelRegistry, name: str, point: TrackPoint) -> list[TrackPoint]:
+    """Append the point and log it."""
+    points = append_point(registry, name, point)
     get_run_logger().info(
         "Track record of %s: v%d %+.4f vs v%d on batch %s (%s)",
         name,
@@ -100,4 +108,4 @@ def record_track_point(registry: ModelRegistry, name: str, point: TrackPoint) ->
         point.batch_id,
         point.route,
     )
-    return [*points, point]
+    return points

@@ -1,8 +1,20 @@
-"""gate.mode auto's lane rule (tasks/track_record.py), without Prefect."""
+"""gate.mode auto's lane rule and its record in the registry (tasks/track_record.py), without a
+Prefect server."""
 
 from __future__ import annotations
 
-from tasks.track_record import TrackPoint, fast_lane, lane_summary
+import pytest
+
+from blocks.errors import AliasConflictError
+from blocks.registry import ModelRegistry
+from tasks.track_record import (
+    LOG,
+    TrackPoint,
+    append_point,
+    fast_lane,
+    lane_summary,
+    read_track_record,
+)
 
 
 def points(*gains: float) -> list[TrackPoint]:
@@ -38,3 +50,17 @@ def test_the_summary_names_the_points_it_decided_on():
     text = lane_summary(points(-0.5, 0.1, 0.2, 0.3))
     assert "v3 +0.1000" in text and "v5 +0.3000" in text and "v2" not in text
     assert lane_summary([]) == "no track record yet"
+
+
+def test_the_record_is_appended_once_per_candidate_and_a_lost_race_is_refused(tmp_path):
+    registry = ModelRegistry(url=str(tmp_path / "registry"))
+    first, second = points(0.1, -0.2)
+    assert append_point(registry, "m", first) == [first]
+    assert append_point(registry, "m", first) == [first]  # a re-run: no second point
+    assert append_point(registry, "m", second) == [first, second]
+    recorded, sequence = read_track_record(registry, "m")
+    assert recorded == [first, second] and sequence == 2
+    # a writer that read the log before the second point lost the compare-and-swap
+    with pytest.raises(AliasConflictError):
+        registry.append_log("m", LOG, {"point": first.model_dump(mode="json")}, expected=1)
+    assert read_track_record(registry, "m")[0] == [first, second]
