@@ -32,6 +32,7 @@ from prefect.runtime import flow_run
 from blocks.registry import ModelRegistry, ModelVersion
 from flows.retrain import Candidate, retrain
 from tasks import gx_suite
+from tasks.challenger import ALIAS as CHALLENGER
 from tasks.challenger import (
     ChallengerState,
     current_challenger,
@@ -62,6 +63,8 @@ from tasks.release import (
 from tasks.report import StepResult
 from tasks.sources import ReadLimits
 from tasks.track_record import (
+    FAST_SCREEN_ALPHA,
+    WINDOW,
     Lane,
     Route,
     TrackPoint,
@@ -570,7 +573,7 @@ def shadow_stage(
             payload={"via": "challenger", "evidence": summary},
         )
         registry.set_alias(
-            name, "challenger", None, expected=state.version, reason="promoted", run_id=run_id
+            name, CHALLENGER, None, expected=state.version, reason="promoted", run_id=run_id
         )
         return Shadow(
             contender, None, crowned, [f"challenger v{state.version} promoted ({figures})"]
@@ -590,7 +593,7 @@ def choose_lane(
     the newest registered candidate adds its point: how it did on this batch, the first after it
     was trained, against the champion it was judged with (whatever became of it)."""
     name, trusted = config.dataset.name, list(config.model.trusted_types)
-    points, _ = read_track_record(registry, name)
+    points, _ = read_track_record(registry, name, last=WINDOW)
     newest = registry.get(name, version=max(registry.versions(name)))
     baseline = newest.metadata.get("lineage", {}).get("compared_with")
     recorded = any(p.version == newest.version for p in points)
@@ -611,7 +614,7 @@ def choose_lane(
                 checked.spec,
                 config.gate.metric_for(checked.spec.task),
             )
-            challenger = registry.alias(name, "challenger")
+            challenger = registry.alias(name, CHALLENGER)
             route: Route = (
                 "promoted"
                 if newest.version == champion.version.version
@@ -697,9 +700,8 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         lane, lane_note = choose_lane(champion, checked, registry=registry, config=config)
         logger.info("gate.mode auto: %s", lane_note)
         mode = "batch" if lane == "fast" else "both"  # the challenger lane: a screen first
-    #: The screen's level: gate.screen_alpha before a challenger; in the fast lane 0.5 (no worse
-    #: on its own rows), the track record being the evidence.
-    screen = 0.5 if lane == "fast" else gate.screen_alpha if mode == "both" else None
+    #: The screen's level: gate.screen_alpha before a challenger; its own in the fast lane.
+    screen = FAST_SCREEN_ALPHA if lane == "fast" else gate.screen_alpha if mode == "both" else None
 
     def result(**kw: Any) -> StepResult:
         """The step's outcome, once the quality suite (run meanwhile) is collected."""

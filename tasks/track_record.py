@@ -39,6 +39,9 @@ from blocks.registry import ModelRegistry
 LOG = "track-record"
 #: The newest points the lane is chosen from.
 WINDOW = 3
+#: The screen's one-sided level in the fast lane: no worse on its own held-back rows (the
+#: record, not this batch, is the evidence).
+FAST_SCREEN_ALPHA = 0.5
 
 Route = Literal["promoted", "challenger", "not promoted"]
 Lane = Literal["fast", "challenger"]
@@ -77,21 +80,27 @@ def lane_summary(points: list[TrackPoint], window: int = WINDOW) -> str:
     return f"next-batch gains of the last {len(newest)} candidates: {gains}"
 
 
-def read_track_record(registry: ModelRegistry, name: str) -> tuple[list[TrackPoint], int]:
-    """The model's track record, oldest first, and the sequence of its last record (0: none)."""
-    records = registry.read_log(name, LOG)
+def read_track_record(
+    registry: ModelRegistry, name: str, *, last: int | None = None
+) -> tuple[list[TrackPoint], int]:
+    """The model's track record (only the newest `last` points when given: a step needs no more,
+    and on object storage each point is a GET), oldest first, and the sequence of its last record
+    (0: none)."""
+    records = registry.read_log(name, LOG, last=last)
     points = [TrackPoint.model_validate(r["point"]) for r in records]
     return points, (int(records[-1]["sequence"]) if records else 0)
 
 
 def append_point(registry: ModelRegistry, name: str, point: TrackPoint) -> list[TrackPoint]:
     """Append a point, once per candidate version, by compare-and-swap on the log's sequence (of
-    two racing steps one writes, the other gets AliasConflictError); the record after it."""
-    points, sequence = read_track_record(registry, name)
+    two racing steps one writes, the other gets AliasConflictError); the newest `WINDOW` points
+    after it. Points are appended in version order (each step records the newest candidate), so a
+    version already recorded is among the newest."""
+    points, sequence = read_track_record(registry, name, last=WINDOW)
     if any(p.version == point.version for p in points):
         return points
     registry.append_log(name, LOG, {"point": point.model_dump(mode="json")}, expected=sequence)
-    return [*points, point]
+    return [*points, point][-WINDOW:]
 
 
 # ---------------------------------------------------------------- Prefect task
