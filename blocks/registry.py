@@ -9,6 +9,7 @@ an object-storage URL such as `s3://bucket/registry`):
     <name>/versions/000007/metadata.json       written last, exclusively: the version now exists
     <name>/aliases/champion/00000003.json      append-only log; the newest entry is the truth
     <name>/logs/contract/00000012.json         append-only records (e.g. refused batches)
+    <name>/steps/<batch_id>.json               a finished CT step on that batch, created once
 
 A version number is claimed by an exclusive create, never by writing "max + 1"; its files are
 complete before `metadata.json` (which holds their sha256) appears, so a crash leaves no visible
@@ -350,6 +351,33 @@ class ModelRegistry(Block):
             except FileExistsError:
                 sequence += 1
         raise RegistryError(f"{name}: could not append to log {log!r}")
+
+    # ----------------------------------------------------------------- finished steps
+    def _step_path(self, name: str, batch_id: str) -> str:
+        return self.store.path(
+            check_name("model name", name), "steps", f"{check_name('batch id', batch_id)}.json"
+        )
+
+    def record_step(self, name: str, batch_id: str, record: dict[str, Any]) -> bool:
+        """Record that a CT step on `batch_id` finished, once (exclusive create): False when a
+        record was already there (a re-run: Dask may run a finished task again after losing a
+        worker, a webhook may be delivered twice); the first record stays."""
+        body = json.dumps({"at": datetime.now(UTC).isoformat(), **record}, default=str).encode()
+        try:
+            self.store.create(self._step_path(name, batch_id), body)
+        except FileExistsError:
+            return False
+        return True
+
+    def step_record(self, name: str, batch_id: str) -> dict[str, Any] | None:
+        """What the finished CT step on `batch_id` recorded, or None if no step on it finished."""
+        path = self._step_path(name, batch_id)
+        try:
+            return dict(json.loads(self.store.read(path)))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise RegistryError(f"{path}: damaged step record ({exc})") from exc
 
     def read_log(self, name: str, log: str, *, last: int | None = None) -> list[dict[str, Any]]:
         """The log's records, oldest first (only the newest `last` when given); each carries its

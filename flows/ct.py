@@ -169,7 +169,68 @@ def continuous_training(
 
     ensure_model_lock(config.dataset.name)
     with concurrency(model_lock_name(config.dataset.name), occupy=1, strict=True):
-        return _step(data, config, accept_contract, plots)
+        result = _step(data, config, accept_contract, plots)
+        if not result.outcome.startswith(ALREADY):
+            open_registry(config).record_step(
+                config.dataset.name,
+                result.batch_id,
+                {"result": result.model_dump(mode="json"), "flow_run_id": _run_id()},
+            )
+        return result
+
+
+#: How a re-run of a finished step begins its outcome.
+ALREADY = "already processed"
+
+
+def _run_id() -> str | None:
+    return None if flow_run.id is None else str(flow_run.id)
+
+
+def already_done(
+    registry: ModelRegistry, name: str, batch: Batch, champion: Champion | None
+) -> StepResult | None:
+    """The outcome of a step on this batch that already finished, so that running it again
+    (Dask re-runs a finished task after losing a worker, PrefectHQ/prefect#15442; a webhook
+    delivered twice) registers and promotes nothing. A step cut off after its last alias move
+    (the champion or the challenger learned from this batch) counts as finished."""
+    record = registry.step_record(name, batch.batch_id)
+    current = None if champion is None else champion.version.version
+    if record is not None:
+        done = StepResult.model_validate(record["result"])
+        return done.model_copy(
+            update={
+                "outcome": f"{ALREADY} at {str(record['at'])[:19]}: {done.outcome}",
+                "retrained": False,
+                "promoted": False,
+                "new_version": None,
+                "champion_version": current,
+                "champion_after": current,
+            }
+        )
+    challenger = registry.alias(name, CHALLENGER)
+    for role, version in (("champion", current), ("challenger", challenger)):
+        if version is None:
+            continue
+        lineage = registry.get(name, version=version).metadata.get("lineage", {})
+        if lineage.get("batch_id") == batch.batch_id:
+            return StepResult(
+                source=batch.source,
+                batch_id=batch.batch_id,
+                rows=batch.rows,
+                champion_version=current,
+                champion_metric=None,
+                drift=None,
+                drifted_columns=[],
+                retrained=False,
+                p_value=None,
+                promoted=False,
+                outcome=f"{ALREADY}: {role} v{version} learned from this batch",
+                new_version=None,
+                champion_after=current,
+                challenger=challenger,
+            )
+    return None
 
 
 # ---------------------------------------------------------------- the stages of a step
@@ -398,8 +459,15 @@ def register_version(
     accepting: str | None,
     previous: int | None,
 ) -> ModelVersion:
-    """Register the candidate with its contract and lineage (not yet champion or challenger)."""
+    """Register the candidate with its contract and lineage (not yet champion or challenger);
+    a re-run of a step cut off after registering finds its version and registers no second."""
     spec, batch, name = checked.spec, checked.batch, config.dataset.name
+    for number in registry.versions(name)[-3:]:
+        earlier = registry.get(name, version=number)
+        lineage = earlier.metadata.get("lineage", {})
+        if lineage.get("batch_id") == batch.batch_id and lineage.get("compared_with") == previous:
+            get_run_logger().info("Batch %s was registered as v%d already", batch.batch_id, number)
+            return earlier
     contract = spec.with_classes(candidate.model.labels or [])
     run_id = None if flow_run.id is None else str(flow_run.id)
     version = register_candidate(
@@ -658,6 +726,9 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     ]
     frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
     champion = read_champion(registry, name, list(config.model.trusted_types))
+    if accepting is None and (done := already_done(registry, name, batch, champion)):
+        logger.info("Batch %s: %s", batch.batch_id, done.outcome)
+        return done
     if champion is not None and accepting is None:
         spec = champion.spec
     else:
