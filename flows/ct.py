@@ -120,6 +120,12 @@ def read_champion(registry: ModelRegistry, name: str, trusted: list[str]) -> Cha
     return champion_of(registry, mv, trusted)
 
 
+#: Seconds the model's slot is leased for, renewed while the step runs. A step whose process dies
+#: (a lost Dask worker, a killed flow run) frees it when the lease runs out: the server's
+#: smallest, so a re-run waits about a minute, not Prefect's default five.
+LOCK_LEASE = 60.0
+
+
 def model_lock_name(name: str) -> str:
     return f"ct-model-{name}"
 
@@ -168,7 +174,9 @@ def continuous_training(
     from prefect.concurrency.sync import concurrency
 
     ensure_model_lock(config.dataset.name)
-    with concurrency(model_lock_name(config.dataset.name), occupy=1, strict=True):
+    with concurrency(
+        model_lock_name(config.dataset.name), occupy=1, strict=True, lease_duration=LOCK_LEASE
+    ):
         result = _step(data, config, accept_contract, plots)
         if not result.outcome.startswith(ALREADY):
             open_registry(config).record_step(

@@ -6,6 +6,7 @@ CLI. Every default serves the built-in demo stream, so `python flows/ct.py` need
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -308,6 +309,30 @@ class RegistryConfig(_Section):
     url: str | None = None
 
 
+class FleetConfig(_Section):
+    """Many models from one deployment (`flows/fleet.py`): every model has its own folder of
+    batches under `landing`, its own registry entries and its own decisions; the rest of this
+    configuration is shared by all of them."""
+
+    #: A folder or fsspec URL (s3://bucket/landing) with one subfolder of batches per model;
+    #: null: `<state_dir>/landing`.
+    landing: str | None = None
+    #: The models to run; null: every subfolder of `landing`.
+    models: list[str] | None = None
+    #: An existing Dask scheduler (tcp://host:8786); null: a local cluster of `workers` processes.
+    dask_address: str | None = None
+    workers: int = Field(default=2, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if not re.match(NAME_PATTERN, name) or ".." in name:
+                raise ValueError(f"{name!r} is not a model name (1-64 letters, digits, _ . -)")
+        return value
+
+
 class CTConfig(_Section):
     """Configuration of one continuous-training step."""
 
@@ -318,6 +343,7 @@ class CTConfig(_Section):
     retrain: RetrainConfig = RetrainConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
+    fleet: FleetConfig = FleetConfig()
     #: Where ct keeps its state: registry/, history/.
     state_dir: str = ".ct"
     seed: int = 0

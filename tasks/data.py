@@ -138,9 +138,16 @@ def read_batch(
             name, f"has more than {limits.max_rows:,} rows (validation.max_rows); split it"
         )
     digest = hashlib.sha256(raw).hexdigest()
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:48] or "batch"
-    batch = Batch(source=name, batch_id=f"{stem}-{digest[:12]}", sha256=digest, rows=len(frame))
+    batch = Batch(source=name, batch_id=batch_id(path, digest), sha256=digest, rows=len(frame))
     return frame, batch, bad
+
+
+def batch_id(path: str, digest: str) -> str:
+    """A batch's id: its file's stem and the start of its content's sha256, so the same bytes under
+    the same name are the same batch (what makes a re-run recognisable) and a name reused for new
+    data is not."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:48] or "batch"
+    return f"{stem}-{digest[:12]}"
 
 
 def require_columns(frame: pd.DataFrame, wanted: list[str], source: str) -> None:

@@ -17,7 +17,7 @@ import json
 import multiprocessing
 import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -109,14 +109,21 @@ def run_suite(frame: pd.DataFrame, specs: Specs, categorical: list[str]) -> Qual
     )
 
 
-_WORKER: list[ProcessPoolExecutor] = []  # the one background process, made on first use
+_WORKER: list[Executor] = []  # the one background process, made on first use
 
 
-def _worker() -> ProcessPoolExecutor:
+def _worker() -> Executor:
     """The background process (spawned, not forked: a fork of a process that has used OpenMP can
-    hang), shut down when this process exits. It is started by `warm_up`."""
+    hang), shut down when this process exits. It is started by `warm_up`. A daemonic process (a
+    Dask worker) may not have children: there the suite runs in a background thread instead."""
     if not _WORKER:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool: Executor
+        if multiprocessing.current_process().daemon:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ct-quality")
+        else:
+            pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
         atexit.register(pool.shutdown, wait=False, cancel_futures=True)
         _WORKER.append(pool)
     return _WORKER[0]
