@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -368,20 +369,37 @@ def compute_drift(
     config: DriftConfig | None = None,
 ) -> DriftReport:
     """Compare `current` (a DataFrame, or a Parquet/CSV path read in chunks) with the profile."""
-    config = config or DriftConfig()
-    summary, schema = summarize_chunks(
-        iter_chunks(current),
-        kinds=profile.kinds,
-        edges=profile.edges,
-        roles=profile.roles,
-        sample_rows=profile.sample_rows,
-        seed=profile.seed + 1,
-        ranges={
+    summary, schema = summarize_chunks(iter_chunks(current), **summary_options(profile))
+    return compare_summary(profile, summary, schema, config)
+
+
+def summary_options(profile: ReferenceProfile) -> dict[str, Any]:
+    """How current data is summarised to be compared with `profile` (its edges, kinds, roles,
+    sample size and range; the sample seeded apart from the reference's): the same for a frame,
+    a file read in chunks, a dataset scanned in record batches or reduced on a Dask cluster."""
+    return {
+        "kinds": profile.kinds,
+        "edges": profile.edges,
+        "roles": profile.roles,
+        "sample_rows": profile.sample_rows,
+        "seed": profile.seed + 1,
+        "ranges": {
             c: (s.minimum, s.maximum)
             for c, s in profile.columns.items()
             if s.kind == "numeric" and s.minimum is not None and s.maximum is not None
         },
-    )
+    }
+
+
+def compare_summary(
+    profile: ReferenceProfile,
+    summary: Summary,
+    schema: pd.DataFrame,
+    config: DriftConfig | None = None,
+) -> DriftReport:
+    """Drift of data summarised with `summary_options(profile)` (`schema`: its columns and
+    dtypes, no rows), however the summary was built."""
+    config = config or DriftConfig()
     missing_columns = [c for c in profile.kinds if c not in summary.columns]
 
     def judge(column: str) -> _Pending:
