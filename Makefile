@@ -31,7 +31,8 @@ stack: $(STAMP)  ## server + deployments + worker + webhook receiver on 127.0.0.
 deploy: $(STAMP)  ## deploy prefect.yaml to $$PREFECT_API_URL (work pool ct-process)
 	$(BIN)/prefect work-pool create ct-process --type process --overwrite
 	CT_HOME=$(CURDIR) CT_STATE_DIR=$${CT_STATE_DIR:-$(CURDIR)/.ct} \
-	CT_SERVING_DIR=$${CT_SERVING_DIR:-$(CURDIR)/.ct/serving} $(BIN)/prefect --no-prompt deploy --all
+	CT_SERVING_DIR=$${CT_SERVING_DIR:-$(CURDIR)/.ct/serving} CT_LANDING=$${CT_LANDING:-$(CURDIR)/.ct/landing} \
+	$(BIN)/prefect --no-prompt deploy --all
 
 worker: $(STAMP)  ## a process worker for the ct-process pool
 	$(BIN)/prefect worker start --pool ct-process

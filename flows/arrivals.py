@@ -31,10 +31,15 @@ LOOKBACK = timedelta(days=7)
 
 
 def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
-    """`ct.data.arrived` events for the dataset in the last week that are not marked done, oldest first."""
+    """`ct.data.arrived` events for the dataset in the last week that are not marked done, oldest
+    first. Arrivals for a fleet's model (labelled `ct.fleet`) are ct-fleet's, not this flow's."""
     since = (datetime.now(UTC) - LOOKBACK).isoformat()
     events = find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
-    return [e for e in events if not (done_dir / e["id"]).exists()]
+    return [
+        e
+        for e in events
+        if not (done_dir / e["id"]).exists() and "ct.fleet" not in e.get("resource", {})
+    ]
 
 
 def mark_done(events: list[dict[str, Any]], done_dir: Path, outcome: str) -> None:

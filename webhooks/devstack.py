@@ -87,7 +87,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 class LocalStack:
     """Start with `with LocalStack(folder) as stack:`; everything stops when the block ends."""
 
-    def __init__(self, folder: Path, *, deploy: bool = True, secret: str | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        deploy: bool = True,
+        secret: str | None = None,
+        server_settings: dict[str, str] | None = None,
+    ):
         self.folder = Path(folder)
         self.deploy = deploy
         self.secret = secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -107,6 +114,7 @@ class LocalStack:
                 "PREFECT_HOME": str(self.folder / "prefect-home"),
                 "PREFECT_LOGGING_TO_API_ENABLED": "false",
             }
+            | (server_settings or {})
         )
         self.client_env = self.server_env | {
             "PREFECT_API_URL": self.api,
@@ -114,6 +122,7 @@ class LocalStack:
             "CT_HOME": str(ROOT),
             "CT_STATE_DIR": str(self.state_dir),
             "CT_SERVING_DIR": str(self.serving_dir),
+            "CT_LANDING": str(self.landing),
         }
 
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

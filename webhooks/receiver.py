@@ -85,6 +85,9 @@ class Arrival(BaseModel):
     path: str = Field(min_length=1, max_length=4096)
     rows: int | None = Field(default=None, ge=0)
     note: str | None = Field(default=None, max_length=1000)
+    #: The batch is for a model of a fleet (the file is in its landing folder): the event gets
+    #: the label `ct.fleet`, which ct-fleet's trigger matches and ct-on-new-data leaves alone.
+    fleet: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
 class DriftAlert(Arrival):
@@ -122,6 +125,8 @@ def event_for(hook: str, body: Arrival, message_id: str) -> tuple[dict[str, str]
         "prefect.resource.id": f"ct.dataset.{body.dataset}",
         "prefect.resource.name": body.dataset,
     }
+    if body.fleet is not None:
+        resource["ct.fleet"] = body.fleet
     return resource, {**body.model_dump(), **common}
 
 

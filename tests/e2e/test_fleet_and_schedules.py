@@ -1,0 +1,200 @@
+"""The fleet and the schedules for real (issue 16): a Prefect server, `prefect deploy --all`, a
+process worker and the webhook receiver on 127.0.0.1, all stopped by PID at the end.
+
+- A signed webhook for a model of a fleet starts `ct-fleet`, which runs every model with new
+  batches on a 2-worker Dask LocalCluster, in the flow run the worker started.
+- A Dask worker killed mid-fleet costs no model a second version or promotion (the re-run task
+  finds its steps done; the dead worker's model slot is freed when its lease runs out).
+- `ct-scheduled` and `ct-monitor`, which only a clock starts, run when given a 10-second interval.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from distributed import Client, LocalCluster
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from blocks.registry import ModelRegistry
+from tasks.config import CTConfig
+from tasks.demo import demo_batch
+from tasks.streams import write_stream
+from webhooks.devstack import LocalStack, signed_headers, wait_for
+
+SECRET = "whsec_" + base64.b64encode(b"a fleet e2e secret, 32 bytes !!!").decode()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    # the scheduler looks for due schedules every 2 s instead of every 60
+    fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
+    with LocalStack(tmp_path_factory.mktemp("e2e"), secret=SECRET, server_settings=fast) as running:
+        yield running
+
+
+def runs_of(api: str, flow_name: str) -> list[dict[str, Any]]:
+    flows = httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()
+    ids = [f["id"] for f in flows if f["name"] == flow_name]
+    if not ids:
+        return []
+    body = {"flows": {"id": {"any_": ids}}, "limit": 200}
+    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
+
+
+def deployment_id(api: str, name: str) -> str:
+    body = {"deployments": {"name": {"any_": [name]}}}
+    return str(httpx.post(f"{api}/deployments/filter", json=body, timeout=10).json()[0]["id"])
+
+
+def test_a_fleet_webhook_runs_every_model_with_new_batches_on_dask(stack):
+    write_stream("demo", stack.landing / "demo", batches=2, rows=800, seed=1)
+    write_stream("demo", stack.landing / "store-a", batches=2, rows=800, seed=2)
+    write_stream("regression", stack.landing / "store-b", batches=2, rows=600)
+    (stack.landing / "store-b" / "ct.yaml").write_text("dataset:\n  target: units\n")
+    body = json.dumps(
+        {
+            "dataset": "store-a",
+            "path": str(stack.landing / "store-a" / "batch-02.csv"),
+            "fleet": "stores",
+        }
+    ).encode()
+    response = httpx.post(
+        f"{stack.hooks}/hooks/data", content=body, headers=signed_headers(SECRET, body), timeout=10
+    )
+    assert response.status_code == 202, response.text
+
+    def done() -> list[dict[str, Any]]:
+        runs = [r for r in runs_of(stack.api, "ct-fleet") if r["state_type"] != "SCHEDULED"]
+        return (
+            runs
+            if runs and all(r["state_type"] in {"COMPLETED", "FAILED", "CRASHED"} for r in runs)
+            else []
+        )
+
+    runs = wait_for(done, 300, "ct-fleet to finish", every=2)
+    assert all(r["state_type"] == "COMPLETED" for r in runs), [r["state_message"] for r in runs]
+    registry = ModelRegistry(url=str(stack.state_dir / "registry"))
+    for name in ("demo", "store-a", "store-b"):
+        assert registry.aliases(name).get("champion") is not None, name
+    assert registry.get("store-b", version=1).metadata["lineage"]["task"] == "regression"
+    steps = runs_of(stack.api, "continuous-training")
+    assert len(steps) == 6 and all(r["state_type"] == "COMPLETED" for r in steps)
+
+    # the arrivals deployment also saw the event, and left a fleet's batch alone: no CT step
+    def arrivals_done() -> list[dict[str, Any]]:
+        runs = [  # ct-scheduled's runs of the same flow wait for 02:00
+            r for r in runs_of(stack.api, "process-arrivals") if r["state_type"] != "SCHEDULED"
+        ]
+        return runs if runs and all(r["state_type"] == "COMPLETED" for r in runs) else []
+
+    wait_for(arrivals_done, 120, "the arrivals run to end", every=2)
+    assert len(runs_of(stack.api, "continuous-training")) == 6
+
+
+def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_path):
+    from flows.fleet import fleet
+
+    landing = tmp_path / "landing"
+    names = [f"shop-{i}" for i in range(4)]
+    for i, name in enumerate(names):
+        write_stream("demo", landing / name, batches=3, rows=1500, seed=10 + i)
+    config = CTConfig.model_validate(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "validation": {"quality_suite": False},
+            # every candidate is promoted: each batch after the first registers and promotes once
+            "gate": {"mode": "always"},
+            "fleet": {"landing": str(landing)},
+        }
+    )
+    registry = ModelRegistry(url=config.registry_url)
+    killed: list[int] = []
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        config = config.model_copy(
+            update={
+                "fleet": config.fleet.model_copy(update={"dask_address": cluster.scheduler_address})
+            }
+        )
+
+        def kill_a_busy_worker() -> None:
+            with Client(cluster.scheduler_address, timeout=30) as client:
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    done = sum(len(registry.versions(n)) for n in names)
+                    busy = [w for w, keys in client.processing().items() if keys]
+                    if done >= 2 and busy:  # some steps finished, others are running
+                        pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                        return
+                    time.sleep(0.2)
+
+        killer = threading.Thread(target=kill_a_busy_worker)
+        with temporary_settings({PREFECT_API_URL: stack.api}):
+            killer.start()
+            state = fleet(config, return_state=True)
+            killer.join()
+    assert killed, "no worker was killed: the fleet finished before any step did"
+    for name in names:  # Dask ran the lost task again; the re-run redid nothing
+        batches = [
+            registry.get(name, version=v).metadata["lineage"]["batch_id"]
+            for v in registry.versions(name)
+        ]
+        assert len(batches) == len(set(batches)) == 3, (name, batches)
+        promoted = [e.version for e in registry.alias_log(name)]
+        assert Counter(promoted) == Counter({1: 1, 2: 1, 3: 1}), (name, promoted)
+    assert state.is_completed(), state.message
+    assert all(o.status == "ok" for o in state.result())
+
+
+@pytest.mark.parametrize(
+    "deployment, flow_name", [("ct-scheduled", "process-arrivals"), ("ct-monitor", "monitor")]
+)
+def test_a_schedule_starts_its_deployment(stack, deployment, flow_name):
+    if deployment == "ct-monitor":  # the monitor scores the newest production batch of demo
+        production = stack.state_dir / "production"
+        production.mkdir(parents=True, exist_ok=True)
+        demo_batch(7, rows=400).to_parquet(production / "latest.parquet", index=False)
+        registry = ModelRegistry(url=str(stack.state_dir / "registry"))
+        assert registry.champion("demo") is not None, "the fleet test makes demo's champion"
+    api, ident = stack.api, deployment_id(stack.api, deployment)
+    before = {r["id"] for r in runs_of(api, flow_name)}
+    created = httpx.post(
+        f"{api}/deployments/{ident}/schedules",
+        json=[{"schedule": {"interval": 10}, "active": True}],
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    try:
+
+        def ran() -> list[dict[str, Any]]:
+            return [
+                r
+                for r in runs_of(api, flow_name)
+                if r["id"] not in before
+                and r["deployment_id"] == ident
+                and r["auto_scheduled"]
+                and r["state_type"] == "COMPLETED"
+            ]
+
+        runs = wait_for(ran, 180, f"a scheduled run of {deployment} to complete", every=2)
+        assert runs[0]["state_type"] == "COMPLETED"
+    finally:
+        for schedule in created.json():
+            httpx.delete(f"{api}/deployments/{ident}/schedules/{schedule['id']}", timeout=10)
