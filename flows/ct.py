@@ -44,7 +44,8 @@ from tasks.challenger import (
 )
 from tasks.config import CTConfig, Label
 from tasks.data import BadLine, Batch, load_batch, store_history
-from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift
+from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift, publish_drift
+from tasks.drift.compare import compare_summary
 from tasks.errors import DataValidationError
 from tasks.gate import GateDecision, Guard, check_unseen, gate_candidate, get_metric
 from tasks.gx_suite import QualityReport
@@ -61,6 +62,18 @@ from tasks.release import (
     register_candidate,
 )
 from tasks.report import StepResult
+from tasks.scan import (
+    KEEP_SEED_OFFSET,
+    PieceScan,
+    check_bad_fraction,
+    dataset_batch,
+    head,
+    is_dataset,
+    quality_from_scan,
+    quality_ranges,
+    scan_dataset,
+    training_sample,
+)
 from tasks.sources import ReadLimits
 from tasks.track_record import (
     FAST_SCREEN_ALPHA,
@@ -82,6 +95,7 @@ from tasks.validate import (
     start_quality,
     validate_batch,
 )
+from tasks.validate.quality import expectation_specs
 from tasks.window import TrainingWindow
 
 
@@ -251,6 +265,8 @@ class Checked:
     valid: pd.DataFrame
     outcome: ValidationOutcome
     quarantine_path: str | None
+    #: A dataset's rows were sampled for learning: how many, of how many valid rows, which seed.
+    sampled: dict[str, Any] | None = None
 
 
 def validate(
@@ -290,6 +306,95 @@ def validate(
     return Checked(batch, spec, valid, outcome, kept)
 
 
+#: Rows a first contract is inferred from when the batch is a dataset.
+HEAD_ROWS = 50_000
+
+
+def dataset_specs(profile: ReferenceProfile, rules: Any) -> Any:
+    """The quality expectations for a dataset: the batch row limit (for files held in memory)
+    does not bound a dataset."""
+    return expectation_specs(
+        profile, tolerance=rules.range_tolerance, min_rows=rules.min_rows, max_rows=10**15
+    )
+
+
+def scan(
+    batch: Batch,
+    spec: FeatureSpec,
+    *,
+    registry: ModelRegistry,
+    config: CTConfig,
+    champion: Champion | None,
+) -> tuple[Checked, PieceScan]:
+    """A dataset's contract, quality counts and drift summary, over all its rows in record
+    batches (bad rows kept as quarantine Parquet parts); what learns from it is the seeded
+    sample of `retrain.sample_rows` valid rows the scan keeps. Refused like a batch when too many
+    rows are bad."""
+    rules, name, source = config.validation, config.dataset.name, batch.source
+    if champion is not None:
+        profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
+    else:  # a first model: only the counts and the sample are wanted; summarise against the head
+        first = head(source, HEAD_ROWS)
+        profile = build_profile(
+            first[[c for c in [*spec.features, spec.target] if c in first.columns]],
+            categorical=[
+                *spec.categorical,
+                *([spec.target] if spec.task == "classification" else []),
+            ],
+            bins=config.drift.bins,
+            sample_rows=config.drift.sample_rows,
+            seed=config.seed,
+        )
+    folder = Path(config.state_dir) / "quarantine" / name / batch.batch_id
+    scanned = scan_dataset(
+        source,
+        spec=spec,
+        profile=profile,
+        ranges=quality_ranges(dataset_specs(profile, rules)) if rules.quality_suite else {},
+        quarantine_dir=str(folder),
+        keep_rows=config.retrain.sample_rows,
+    )
+    kept = str(folder) if scanned.quarantine_parts else None
+    try:
+        check_bad_fraction(scanned, source, rules.max_bad_fraction)
+    except DataValidationError as exc:
+        raise note_refusal(
+            registry,
+            name,
+            batch.batch_id,
+            exc,
+            limit=rules.max_refused_in_a_row,
+            champion_version=None if champion is None else champion.version.version,
+        ) from exc
+    note_passed(registry, name, batch.batch_id)
+    sample = training_sample(scanned)
+    if spec.time_column:
+        sample = sample.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
+    outcome = ValidationOutcome(
+        rows_in=scanned.rows_in,
+        rows_valid=scanned.rows_valid,
+        rows_quarantined=scanned.rows_in - scanned.rows_valid,
+        failures=scanned.failures,
+    )
+    logger = get_run_logger()
+    if outcome.rows_quarantined:
+        logger.warning("%s: %s; kept in %s", source, outcome.summary(), kept)
+    sampled = {
+        "rows": len(sample),
+        "of_valid_rows": scanned.rows_valid,
+        "seed": profile.seed + KEEP_SEED_OFFSET,
+        "how": "the valid rows with the smallest splitmix64 keys of their positions",
+    }
+    logger.info(
+        "Dataset %s: %d rows, %d valid; learning from a seeded sample of %d",
+        source,
+        scanned.rows_in,
+        scanned.rows_valid,
+        len(sample),
+    )
+    return Checked(batch, spec, sample, outcome, kept, sampled), scanned
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the champion makes of the batch before anything learns from it. The quality suite
@@ -320,9 +425,12 @@ def observe(
     config: CTConfig,
     registry: ModelRegistry,
     plots: bool = True,
+    scanned: PieceScan | None = None,
 ) -> Observed:
     """The quality suite and drift against what the champion learned from, its score on the batch,
-    and any class it has never seen (kept: the candidate learns it)."""
+    and any class it has never seen (kept: the candidate learns it). `scanned`: the batch is a
+    dataset whose quality counts and drift summary were taken over all of it, in record batches
+    (`checked.valid` is then its sample)."""
     spec, valid, batch, name = checked.spec, checked.valid, checked.batch, config.dataset.name
     new_classes: list[Label] = []
     if spec.task == "classification" and not spec.classes_closed:
@@ -353,25 +461,26 @@ def observe(
     profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
     observed = valid[[*spec.features, spec.target]]
     reports = reports_dir(config)
-    quality = (
-        start_quality(
-            observed,
-            profile,
-            tolerance=rules.range_tolerance,
-            min_rows=rules.min_rows,
-            max_rows=rules.max_rows,
-        )
-        if rules.quality_suite
-        else None
-    )
+    plot_path = str(reports / f"{batch.batch_id}-drift.png") if plots else None
+    quality: Future[QualityReport] | None = None
+    if scanned is None:
+        if rules.quality_suite:
+            quality = start_quality(
+                observed,
+                profile,
+                tolerance=rules.range_tolerance,
+                min_rows=rules.min_rows,
+                max_rows=rules.max_rows,
+            )
+        drift = detect_drift(profile, observed, config.drift, name=name, plot_path=plot_path)
+    else:
+        assert scanned.summary is not None
+        if rules.quality_suite:  # judged from the counts of every row, by the suite's own rules
+            quality = Future()
+            quality.set_result(quality_from_scan(dataset_specs(profile, rules), scanned))
+        report = compare_summary(profile, scanned.summary, observed.iloc[:0], config.drift)
+        drift = publish_drift(report, profile, observed, name, plot_path)
     metric = report_metric(spec, config.gate.metric_for(spec.task))
-    drift = detect_drift(
-        profile,
-        observed,
-        config.drift,
-        name=name,
-        plot_path=str(reports / f"{batch.batch_id}-drift.png") if plots else None,
-    )
     if drift.drifted:
         announce(
             "ct.drift.detected",
@@ -502,6 +611,8 @@ def register_version(
             "contract_accepted": accepting,
             #: The champion it was judged against (gate.mode auto's track record needs it).
             "compared_with": previous,
+            #: A dataset: it learned from (and was gated on) a seeded sample of its valid rows.
+            "sample": checked.sampled,
         },
         schema={"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()},
         profile=build_profile(
@@ -732,7 +843,12 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         *(config.dataset.numeric or []),
         *(config.dataset.categorical or []),
     ]
-    frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
+    if is_dataset(data, ReadLimits.of(rules)):  # Parquet files: scanned in record batches
+        frame, bad_lines = None, list[BadLine]()
+        batch = dataset_batch(data)
+        logger.info("Dataset %s: %d rows (batch %s)", data, batch.rows, batch.batch_id)
+    else:
+        frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
     champion = read_champion(registry, name, list(config.model.trusted_types))
     if accepting is None and (done := already_done(registry, name, batch, champion)):
         logger.info("Batch %s: %s", batch.batch_id, done.outcome)
@@ -740,18 +856,24 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     if champion is not None and accepting is None:
         spec = champion.spec
     else:
-        spec = infer_spec(frame, config.dataset, max_bad_fraction=rules.max_bad_fraction)
+        first = head(data, HEAD_ROWS) if frame is None else frame
+        spec = infer_spec(first, config.dataset, max_bad_fraction=rules.max_bad_fraction)
         for part, why in spec.inferred.items():
             logger.info("Inferred %s: %s", part, why)
 
     # 2 validate, 3 observe (before anything learns from the batch)
     stage(logger, "validating")
-    checked = validate(
-        frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
-    )
+    judged_by = None if accepting else champion
+    if frame is None:
+        checked, scanned = scan(batch, spec, registry=registry, config=config, champion=judged_by)
+    else:
+        scanned = None
+        checked = validate(
+            frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
+        )
     stage(logger, "quality suite and drift")
     seen = observe(
-        checked, None if accepting else champion, config=config, registry=registry, plots=plots
+        checked, judged_by, config=config, registry=registry, plots=plots, scanned=scanned
     )
     store_history(checked.valid, batch, str(config.history_dir))
     metric_name = report_metric(spec, config.gate.metric_for(spec.task))

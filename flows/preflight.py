@@ -16,7 +16,14 @@ from typing import Any
 from blocks.errors import RegistryError
 from tasks.config import CTConfig
 from tasks.errors import DataLoadError
-from tasks.sources import CSV_SUFFIXES, PARQUET_SUFFIXES, ReadLimits, check_source
+from tasks.sources import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    ReadLimits,
+    check_dataset,
+    check_source,
+    is_folder,
+)
 
 #: Commands that read a data file (--data), and those that use the configured registry.
 READS_DATA = {"run", "contract"}
@@ -90,7 +97,11 @@ def preflight(args: argparse.Namespace) -> None:
     overrides = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
     config = load_config(getattr(args, "config", None), **overrides)
     if command in READS_DATA and getattr(args, "data", None):
-        check_source(args.data, ReadLimits.of(config.validation))
+        limits = ReadLimits.of(config.validation)
+        if is_folder(args.data):
+            check_dataset(args.data, limits)
+        else:
+            check_source(args.data, limits)
     if command == "backtest":
         check_backtest_data(args.data)
     if command in USES_REGISTRY and not (command == "registry" and (args.registry or args.block)):

@@ -217,6 +217,10 @@ class RetrainConfig(_Section):
     holdout_fraction: float = Field(0.3, gt=0, lt=1)
     #: "always": retrain on every batch and let the gate decide; "on_drift": only when drift is found.
     policy: Literal["always", "on_drift"] = "always"
+    #: A dataset (a folder of Parquet files, possibly larger than memory) is validated, checked and
+    #: compared whole, in record batches; what learns from it (and the gate's test slice) is a
+    #: seeded uniform sample of at most this many of its valid rows, recorded in the lineage.
+    sample_rows: int = Field(500_000, ge=100)
 
 
 class GuardConfig(_Section):

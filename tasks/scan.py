@@ -21,6 +21,7 @@ when no row was quarantined, otherwise the same counts and an equally uniform, o
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -29,16 +30,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.data import Batch, batch_id
 from tasks.drift.compare import summary_options
 from tasks.drift.profile import ReferenceProfile
-from tasks.drift.summary import Summary, merge, summarize
+from tasks.drift.summary import KEY, Summary, merge, row_keys, summarize
 from tasks.errors import DataLoadError, DataValidationError
 from tasks.gx_suite import ExpectationResult, QualityReport, Specs
+from tasks.sources import ReadLimits, check_dataset, is_folder
 from tasks.validate import write_quarantine
 from tasks.validate.contract import FeatureSpec
 from tasks.validate.rows import validate_rows
+
+#: The kept rows' position among the dataset's valid rows (their order in the training sample).
+ROW = "__ct_row__"
 
 #: Rows per record batch: ~20 MB for 20 float columns, so a few batches fit in any worker.
 BATCH_ROWS = 131_072
@@ -48,7 +54,7 @@ class PieceScan(BaseModel):
     """What one piece of a dataset (rows `offset`...`offset + rows_in`) gave; merge with
     `merge_scans` in dataset order."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     offset: int
     rows_in: int
@@ -58,6 +64,78 @@ class PieceScan(BaseModel):
     outside: dict[str, int]
     quarantine_parts: list[str]
     summary: Summary | None
+    #: The valid rows with the `keep_rows` smallest keys (every column of the contract, and KEY):
+    #: a seeded uniform sample of the dataset's valid rows, for what learns from it.
+    keep: pd.DataFrame | None = Field(default=None, exclude=True)
+    keep_rows: int = 0
+
+
+#: The training sample's keys are seeded apart from the drift sample's.
+KEEP_SEED_OFFSET = 7
+
+
+def is_dataset(source: str, limits: ReadLimits | None = None) -> bool:
+    """A folder (or object-storage prefix) is a Parquet dataset, not one batch file; it must be
+    inside the allowed roots and hold Parquet files."""
+    if not is_folder(source):
+        return False
+    check_dataset(source, limits or ReadLimits())
+    return True
+
+
+def dataset_batch(source: str) -> Batch:
+    """The dataset's identity without reading its data: the sha256 of its Parquet files' names,
+    sizes and modification stamps (ETags on object storage). The same files give the same id,
+    so a CT step on it is recognised when it runs again; any changed file gives a new one."""
+    found = dataset(source)
+    digest = hashlib.sha256()
+    rows = 0
+    for fragment in sorted(found.get_fragments(), key=lambda f: f.path):
+        info = found.filesystem.get_file_info(fragment.path)
+        digest.update(f"{fragment.path}\0{info.size}\0{info.mtime_ns}\n".encode())
+        rows += fragment.count_rows()  # from the footers: no data read
+    if rows == 0:
+        raise DataLoadError(source, "the dataset has no rows")
+    hexdigest = digest.hexdigest()
+    return Batch(
+        source=source, batch_id=batch_id(source.rstrip("/"), hexdigest), sha256=hexdigest, rows=rows
+    )
+
+
+def head(source: str, rows: int) -> pd.DataFrame:
+    """The dataset's first rows (files in path order), for inferring a first contract."""
+    found = dataset(source)
+    frames, taken = [], 0
+    for frame in record_frames(found, found.schema.names, min(rows, BATCH_ROWS)):
+        frames.append(frame)
+        taken += len(frame)
+        if taken >= rows:
+            break
+    return pd.concat(frames, ignore_index=True).head(rows)
+
+
+def _bottom_k(frame: pd.DataFrame, keys: np.ndarray, k: int) -> pd.DataFrame:
+    """The rows of `frame` with the k smallest keys, with their keys, in key order."""
+    take = np.argpartition(keys, k - 1)[:k] if len(frame) > k else np.arange(len(frame))
+    take = take[np.argsort(keys[take])]
+    kept = frame.iloc[take].reset_index(drop=True)
+    kept[KEY] = keys[take]
+    return kept
+
+
+def _merge_keep(a: pd.DataFrame | None, b: pd.DataFrame | None, k: int) -> pd.DataFrame | None:
+    if a is None or b is None:
+        return a if b is None else b
+    both = pd.concat([a, b], ignore_index=True)
+    return both.sort_values(KEY, kind="stable").head(k).reset_index(drop=True)
+
+
+def training_sample(scan: PieceScan) -> pd.DataFrame:
+    """The kept rows in dataset order (their keys dropped): a frame like a batch's valid rows."""
+    if scan.keep is None:
+        raise DataLoadError("dataset", "no valid rows to learn from")
+    ordered = scan.keep.sort_values(ROW, kind="stable") if ROW in scan.keep else scan.keep
+    return ordered.drop(columns=[KEY, ROW], errors="ignore").reset_index(drop=True)
 
 
 def dataset(source: str, columns: list[str] | None = None) -> Any:
@@ -101,6 +179,7 @@ def scan_piece(
     ranges: dict[str, tuple[float, float]],
     source: str,
     quarantine_dir: str | None,
+    keep_rows: int = 0,
 ) -> PieceScan:
     """Validate, summarise and count one piece (rows `offset`... of the dataset); its bad rows go
     to a quarantine part. Its valid rows are keyed for the drift sample from `key_offset` (the
@@ -129,7 +208,16 @@ def scan_piece(
         if len(valid)
         else None
     )
+    keep = None
+    if keep_rows and len(valid):
+        start = offset if key_offset is None else key_offset
+        keys = row_keys(start, start + len(valid), profile.seed + KEEP_SEED_OFFSET)
+        keep = _bottom_k(
+            valid.assign(**{ROW: np.arange(start, start + len(valid))}), keys, keep_rows
+        )
     return PieceScan(
+        keep=keep,
+        keep_rows=keep_rows,
         offset=offset,
         rows_in=outcome.rows_in,
         rows_valid=outcome.rows_valid,
@@ -153,7 +241,10 @@ def merge_scans(a: PieceScan, b: PieceScan) -> PieceScan:
         if a.summary is None
         else merge(a.summary, b.summary)
     )
+    keep_rows = max(a.keep_rows, b.keep_rows)
     return PieceScan(
+        keep=_merge_keep(a.keep, b.keep, keep_rows),
+        keep_rows=keep_rows,
         offset=min(a.offset, b.offset),
         rows_in=a.rows_in + b.rows_in,
         rows_valid=a.rows_valid + b.rows_valid,
@@ -167,11 +258,19 @@ def merge_scans(a: PieceScan, b: PieceScan) -> PieceScan:
 def record_frames(
     found: Any, columns: list[str], batch_rows: int = BATCH_ROWS
 ) -> Iterator[pd.DataFrame]:
-    """The dataset's rows as frames of at most `batch_rows`, files in path order (bounded memory)."""
+    """The dataset's rows as frames of at most `batch_rows`, files in path order (bounded memory);
+    a hive partition key (`day=3/`) asked for is a column of its file's rows."""
+    import pyarrow.dataset as ds
+
     for fragment in sorted(found.get_fragments(), key=lambda f: f.path):
-        for batch in fragment.to_batches(columns=columns, batch_size=batch_rows):
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        stored = [c for c in columns if c not in keys]
+        for batch in fragment.to_batches(columns=stored, batch_size=batch_rows):
             if batch.num_rows:
-                yield batch.to_pandas()
+                frame = batch.to_pandas()
+                for column in (c for c in columns if c in keys):
+                    frame[column] = keys[column]
+                yield frame[columns]
 
 
 def scan_pieces(frames: Iterable[pd.DataFrame], **options: Any) -> PieceScan:
@@ -195,8 +294,10 @@ def scan_dataset(
     ranges: dict[str, tuple[float, float]],
     quarantine_dir: str | None,
     batch_rows: int = BATCH_ROWS,
+    keep_rows: int = 0,
 ) -> PieceScan:
-    """Scan a dataset on this machine, one record batch in memory at a time."""
+    """Scan a dataset on this machine, one record batch in memory at a time (and, with
+    `keep_rows`, a seeded sample of that many valid rows)."""
     found = dataset(source)
     columns = [c for c in spec.columns if c in found.schema.names]
     return scan_pieces(
@@ -206,6 +307,7 @@ def scan_dataset(
         ranges=ranges,
         source=source,
         quarantine_dir=quarantine_dir,
+        keep_rows=keep_rows,
     )
 
 

@@ -90,7 +90,9 @@ def check_source(source: str, limits: ReadLimits) -> Source:
         if not fs.exists(path):
             raise DataLoadError(source, "not found at that URL")
         if fs.isdir(path):
-            raise DataLoadError(source, "is a folder; pass one CSV or Parquet file")
+            raise DataLoadError(
+                source, "is a folder; pass one CSV or Parquet file, or a folder of Parquet files"
+            )
         size = int(fs.size(path))
     else:
         local = Path(source.removeprefix("file://"))
@@ -99,7 +101,10 @@ def check_source(source: str, limits: ReadLimits) -> Source:
                 source, "file not found; check the path (it is relative to the current folder)"
             )
         if local.is_dir():
-            raise DataLoadError(source, "is a directory; pass one CSV or Parquet file")
+            raise DataLoadError(
+                source,
+                "is a directory; pass one CSV or Parquet file, or a folder of Parquet files",
+            )
         fs, path, size = fsspec.filesystem("file"), str(local), local.stat().st_size
     if size == 0:
         raise DataLoadError(source, "file is empty (0 bytes)")
@@ -114,3 +119,29 @@ def check_source(source: str, limits: ReadLimits) -> Source:
     if not _is_url(source) and not os.access(path, os.R_OK):
         raise DataLoadError(source, "cannot be read: permission denied")
     return Source(fs=fs, path=path, size=size, suffix=suffix)
+
+
+def is_folder(source: str) -> bool:
+    """A folder or an object-storage prefix (a dataset), not one file."""
+    if not _is_url(source):
+        return Path(source.removeprefix("file://")).is_dir()
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(source)
+    return bool(fs.isdir(path))
+
+
+def check_dataset(source: str, limits: ReadLimits) -> None:
+    """A dataset folder (a CT step scans it in record batches): inside the allowed roots, with
+    Parquet files in it or in its (hive) subfolders. Raises DataLoadError naming it."""
+    import fsspec
+
+    check_allowed(source, limits.allowed_roots)
+    fs, path = fsspec.core.url_to_fs(source)
+    found = [p for p in fs.find(path) if Path(str(p)).suffix.lower() in PARQUET_SUFFIXES]
+    if not found:
+        raise DataLoadError(
+            source,
+            "is a folder with no Parquet files; a CT step takes one CSV or Parquet file, or a "
+            "folder of Parquet files (a dataset, hive subfolders allowed)",
+        )

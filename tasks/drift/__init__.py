@@ -87,7 +87,18 @@ def detect_drift(
     plot_path: str | None = None,
 ) -> DriftReport:
     """Judge the batch against the champion's profile; log, and publish a table and a plot."""
-    report = compute_drift(profile, current, config)
+    return publish_drift(compute_drift(profile, current, config), profile, current, name, plot_path)
+
+
+def publish_drift(
+    report: DriftReport,
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    name: str,
+    plot_path: str | None,
+) -> DriftReport:
+    """Log the verdict and publish its table, and a plot (of `current`'s rows) when it drifted;
+    also for a report computed elsewhere (a dataset scanned in record batches)."""
     verdict = "DRIFT" if report.drifted else "no drift"
     logger = get_run_logger()
     logger.info(
