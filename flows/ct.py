@@ -18,6 +18,7 @@ if __name__ == "__main__":  # the CLI parses and checks before anything below is
 import contextlib
 import functools
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,27 @@ class Checked:
     sampled: dict[str, Any] | None = None
 
 
+@contextlib.contextmanager
+def refusals_counted(
+    registry: ModelRegistry, config: CTConfig, batch: Batch, champion: Champion | None
+) -> Iterator[None]:
+    """A batch refused inside is counted (a run of them raises the alarm); one that passes ends
+    the run of refusals."""
+    name, rules = config.dataset.name, config.validation
+    try:
+        yield
+    except DataValidationError as exc:
+        raise note_refusal(
+            registry,
+            name,
+            batch.batch_id,
+            exc,
+            limit=rules.max_refused_in_a_row,
+            champion_version=None if champion is None else champion.version.version,
+        ) from exc
+    note_passed(registry, name, batch.batch_id)
+
+
 def validate(
     frame: pd.DataFrame,
     batch: Batch,
@@ -281,7 +303,7 @@ def validate(
 ) -> Checked:
     """Enforce the contract; a refused batch is counted, and a run of them raises the alarm."""
     rules, name = config.validation, config.dataset.name
-    try:
+    with refusals_counted(registry, config, batch, champion):
         valid, outcome, kept = validate_batch(
             frame,
             spec,
@@ -293,16 +315,6 @@ def validate(
             min_rows=rules.min_rows,
             bad_lines=bad_lines,
         )
-    except DataValidationError as exc:
-        raise note_refusal(
-            registry,
-            name,
-            batch.batch_id,
-            exc,
-            limit=rules.max_refused_in_a_row,
-            champion_version=None if champion is None else champion.version.version,
-        ) from exc
-    note_passed(registry, name, batch.batch_id)
     return Checked(batch, spec, valid, outcome, kept)
 
 
@@ -346,27 +358,17 @@ def scan(
             seed=config.seed,
         )
     folder = Path(config.state_dir) / "quarantine" / name / batch.batch_id
-    scanned = scan_dataset(
-        source,
-        spec=spec,
-        profile=profile,
-        ranges=quality_ranges(dataset_specs(profile, rules)) if rules.quality_suite else {},
-        quarantine_dir=str(folder),
-        keep_rows=config.retrain.sample_rows,
-    )
-    kept = str(folder) if scanned.quarantine_parts else None
-    try:
+    with refusals_counted(registry, config, batch, champion):
+        scanned = scan_dataset(
+            source,
+            spec=spec,
+            profile=profile,
+            ranges=quality_ranges(dataset_specs(profile, rules)) if rules.quality_suite else {},
+            quarantine_dir=str(folder),
+            keep_rows=config.retrain.sample_rows,
+        )
         check_bad_fraction(scanned, source, rules.max_bad_fraction)
-    except DataValidationError as exc:
-        raise note_refusal(
-            registry,
-            name,
-            batch.batch_id,
-            exc,
-            limit=rules.max_refused_in_a_row,
-            champion_version=None if champion is None else champion.version.version,
-        ) from exc
-    note_passed(registry, name, batch.batch_id)
+    kept = str(folder) if scanned.quarantine_parts else None
     sample = training_sample(scanned)
     if spec.time_column:
         sample = sample.sort_values(spec.time_column, kind="stable").reset_index(drop=True)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.data import Batch, batch_id
 from tasks.drift.compare import summary_options
 from tasks.drift.profile import ReferenceProfile
-from tasks.drift.summary import KEY, Summary, merge, row_keys, summarize
+from tasks.drift.summary import KEY, Summary, bottom_k, merge, row_keys, summarize
 from tasks.errors import DataLoadError, DataValidationError
 from tasks.gx_suite import ExpectationResult, QualityReport, Specs
 from tasks.sources import ReadLimits, check_dataset, is_folder
@@ -112,15 +112,6 @@ def head(source: str, rows: int) -> pd.DataFrame:
         if taken >= rows:
             break
     return pd.concat(frames, ignore_index=True).head(rows)
-
-
-def _bottom_k(frame: pd.DataFrame, keys: np.ndarray, k: int) -> pd.DataFrame:
-    """The rows of `frame` with the k smallest keys, with their keys, in key order."""
-    take = np.argpartition(keys, k - 1)[:k] if len(frame) > k else np.arange(len(frame))
-    take = take[np.argsort(keys[take])]
-    kept = frame.iloc[take].reset_index(drop=True)
-    kept[KEY] = keys[take]
-    return kept
 
 
 def _merge_keep(a: pd.DataFrame | None, b: pd.DataFrame | None, k: int) -> pd.DataFrame | None:
@@ -212,7 +203,7 @@ def scan_piece(
     if keep_rows and len(valid):
         start = offset if key_offset is None else key_offset
         keys = row_keys(start, start + len(valid), profile.seed + KEEP_SEED_OFFSET)
-        keep = _bottom_k(
+        keep = bottom_k(
             valid.assign(**{ROW: np.arange(start, start + len(valid))}), keys, keep_rows
         )
     return PieceScan(

@@ -175,6 +175,20 @@ def _categorical_summary(series: pd.Series, role: Role) -> ColumnSummary:
     )
 
 
+def bottom_k(frame: pd.DataFrame, keys: np.ndarray, k: int) -> pd.DataFrame:
+    """The rows with the k smallest keys (distinct: splitmix64 is a bijection), in key order,
+    with their keys in column KEY: a uniform sample that merges across chunks (keep the k
+    smallest of both), whatever the chunks."""
+    if len(frame) > k:
+        take = np.argpartition(keys, k - 1)[:k]
+        take = take[np.argsort(keys[take])]
+    else:
+        take = np.argsort(keys)
+    sample = frame.iloc[take].reset_index(drop=True)
+    sample[KEY] = keys[take]
+    return sample
+
+
 def summarize(
     frame: pd.DataFrame,
     *,
@@ -201,14 +215,7 @@ def summarize(
 
     columns = dict(zip(present, on_every_core(column_summary, present), strict=True))
     keys = row_keys(row_offset, row_offset + len(frame), seed)
-    # the sample: the sample_rows smallest keys (distinct: splitmix64 is a bijection), in key order
-    if len(frame) > sample_rows:
-        take = np.argpartition(keys, sample_rows - 1)[:sample_rows]
-        take = take[np.argsort(keys[take])]
-    else:
-        take = np.argsort(keys)
-    sample = frame.iloc[take][present].reset_index(drop=True)
-    sample[KEY] = keys[take]
+    sample = bottom_k(frame[present], keys, sample_rows)
     return Summary(
         rows=len(frame),
         seed=seed,
