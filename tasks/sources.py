@@ -142,6 +142,6 @@ def check_dataset(source: str, limits: ReadLimits) -> None:
     if not found:
         raise DataLoadError(
             source,
-            "is a folder with no Parquet files; a CT step takes one CSV or Parquet file, or a "
-            "folder of Parquet files (a dataset, hive subfolders allowed)",
+            "is a directory with no Parquet files; pass one CSV or Parquet file, or a folder of "
+            "Parquet files (a dataset; hive subfolders allowed)",
         )

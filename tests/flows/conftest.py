@@ -41,14 +41,15 @@ def events_until():
 def registry_snapshot():
     """`registry_snapshot(root)`: every version and alias file of the registry under `root/state`,
     by relative path, to show that a refused run changed no model and no champion. The models'
-    `logs/` are left out: counting refused batches there is what a refused run is meant to do."""
+    `logs/` and `steps/` are left out: counting refused batches and recording that a step
+    finished (so that a re-run changes nothing) is bookkeeping, not a model."""
 
     def snapshot(root: Path) -> dict[str, bytes]:
         registry = root / "state" / "registry"
         return {
             str(p.relative_to(registry)): p.read_bytes()
             for p in sorted(registry.rglob("*"))
-            if p.is_file() and p.relative_to(registry).parts[1:2] != ("logs",)
+            if p.is_file() and p.relative_to(registry).parts[1:2] not in {("logs",), ("steps",)}
         }
 
     return snapshot

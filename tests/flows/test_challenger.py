@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.ct import continuous_training
+from flows.ct import ALREADY, continuous_training
 from tasks.challenger import current_challenger, evidence_log
 from tasks.config import CTConfig
 from tasks.streams import write_stream
@@ -88,9 +88,10 @@ def test_a_challenger_out_of_budget_is_dropped_and_never_judged_on_its_own_rows(
     dropped = events_until("ct.challenger.dropped", f"ct.model.{name}", bool)
     assert dropped[0]["payload"]["version"] == 2 and "budget" in dropped[0]["payload"]["reason"]
     assert [r["batch_id"] for r in registry.read_log(name, evidence_log(2))][1:] == [third.batch_id]
-    # v3 learned from this batch: running it again must not make it evidence for v3
+    # v3 learned from this batch: running it again (the step is recorded as finished) must not
+    # make it evidence for v3, nor start anything
     again = continuous_training(demo_files[2], config)
-    assert "trained on this batch" in again.outcome
+    assert again.outcome.startswith(ALREADY) and not again.promoted, again.outcome
     assert [r["batch_id"] for r in registry.read_log(name, evidence_log(3))] == [None]
     assert registry.aliases(name)["champion"] == 1
 
