@@ -909,7 +909,14 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     def result(**kw: Any) -> StepResult:
         """The step's outcome, once the quality suite (run meanwhile) is collected."""
         finish_quality(seen, config, batch.source)
-        notes = [*shadow.notes, lane_note, kw.pop("outcome")]
+        sampled = checked.sampled
+        sample_note = (
+            f"a dataset of {checked.outcome.rows_in:,} rows: learned from a sample of "
+            f"{sampled['rows']:,}"
+            if sampled
+            else ""
+        )
+        notes = [*shadow.notes, lane_note, sample_note, kw.pop("outcome")]
         return StepResult(
             source=batch.source,
             batch_id=batch.batch_id,

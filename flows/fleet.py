@@ -167,7 +167,15 @@ def fleet(
             len(files),
             where,
         )
-        outcomes += fleet_steps.with_options(task_runner=task_runner(config.fleet))(plan)
+        ran = fleet_steps.with_options(task_runner=task_runner(config.fleet))(plan)
+        outcomes += [  # a failed model still has the champion it had
+            o
+            if o.status != "failed"
+            else o.model_copy(
+                update={"champion_after": open_registry(plan[o.name][1]).alias(o.name, "champion")}
+            )
+            for o in ran
+        ]
     else:
         logger.info("Fleet at %s: none of its %d models has new batches", landing, len(files))
     create_table_artifact(

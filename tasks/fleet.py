@@ -155,14 +155,14 @@ def fleet_rows(outcomes: list[ModelOutcome]) -> list[dict[str, object]]:
     """The fleet's table artifact: failed models first, then by name."""
     order = {"failed": 0, "ok": 1, "idle": 2}
     return [
-        {
+        {  # the short columns first: the outcome may be a long error
             "model": o.name,
             "status": o.status,
+            "champion": "none" if o.champion_after is None else f"v{o.champion_after}",
             "steps": o.steps,
             "already done": o.already,
-            "champion": "-" if o.champion_after is None else f"v{o.champion_after}",
-            "outcome": o.outcome,
             "seconds": round(o.seconds, 1),
+            "outcome": o.outcome if len(o.outcome) <= 160 else o.outcome[:157] + "...",
         }
         for o in sorted(outcomes, key=lambda o: (order[o.status], o.name))
     ]

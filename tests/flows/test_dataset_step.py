@@ -73,7 +73,9 @@ def test_a_first_model_can_learn_from_a_dataset(tmp_path, batches):
     config = config_for(tmp_path, "big-first", sample_rows=2000)
     data = write_dataset(tmp_path / "dataset", batches[:3])
     step = continuous_training(str(data), config)
-    assert step.outcome == "first champion" and step.rows == 2000
+    assert step.rows == 2000 and step.outcome == (
+        "a dataset of 3,600 rows: learned from a sample of 2,000; first champion"
+    )
     lineage = ModelRegistry(url=config.registry_url).get("big-first", version=1).metadata["lineage"]
     assert lineage["sample"]["rows"] == 2000 and lineage["sample"]["of_valid_rows"] == 3600
 

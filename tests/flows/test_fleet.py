@@ -96,6 +96,7 @@ def test_a_mixed_fleet_runs_every_model_and_fails_only_for_the_broken_one(tmp_pa
     registry = ModelRegistry(url=config.registry_url)
     assert registry.get("prices", version=1).metadata["lineage"]["task"] == "regression"
     assert registry.versions("broken") == [1]  # its good first batch still made a champion
+    assert rows["broken"]["champion"] == "v1"  # and the table says so
 
     # the broken file is moved away and the fleet runs again: nothing is stepped twice
     (landing / "broken" / "batch-02.csv").unlink()
