@@ -36,7 +36,7 @@ def main() -> int:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.ct import continuous_training
-    from flows.fleet import fleet
+    from flows.fleet import fleet, local_cluster
     from tasks.config import CTConfig
     from tasks.streams import stream_batches
     from webhooks.devstack import LocalStack
@@ -64,13 +64,7 @@ def main() -> int:
             temporary_settings({PREFECT_API_URL: stack.api}),
         ):
             started = time.perf_counter()
-            with LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-            ):
+            with LocalCluster(**local_cluster(args.workers)):
                 cluster_start = time.perf_counter() - started
 
             sequential_config = config("sequential")

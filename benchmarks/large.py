@@ -119,13 +119,9 @@ def child(mode: str, folder: str, columns: int, out: str) -> None:
         if mode == "dask":  # a 2-process local cluster, started before the clock
             from distributed import Client, LocalCluster
 
-            cluster = LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-            )
+            from flows.fleet import local_cluster
+
+            cluster = LocalCluster(**local_cluster(2))
             client = Client(cluster)
             client.run(lambda: __import__("tasks.scan"))  # the workers' imports, not timed
             began = time.perf_counter()

@@ -58,14 +58,20 @@ def task_runner(fleet: FleetConfig) -> Any:
         return DaskTaskRunner(address=fleet.dask_address)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": fleet.workers,
-            "threads_per_worker": fleet.threads_per_worker,
-            "processes": True,
-            "host": "127.0.0.1",
-            "dashboard_address": "127.0.0.1:0",
-        },
+        cluster_kwargs=local_cluster(fleet.workers, fleet.threads_per_worker),
     )
+
+
+def local_cluster(workers: int = 2, threads_per_worker: int = 1) -> dict[str, Any]:
+    """A `distributed.LocalCluster`'s arguments: worker processes on 127.0.0.1, the dashboard on a
+    free port (`dashboard_address=None` would still bind 8787)."""
+    return {
+        "n_workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": "127.0.0.1:0",
+    }
 
 
 @task(name="fleet-model", cache_policy=NO_CACHE)

@@ -102,7 +102,7 @@ def test_a_fleet_webhook_runs_every_model_with_new_batches_on_dask(stack):
 
 
 def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_path):
-    from flows.fleet import fleet
+    from flows.fleet import fleet, local_cluster
 
     landing = tmp_path / "landing"
     names = [f"shop-{i}" for i in range(3)]
@@ -119,13 +119,7 @@ def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_pa
     )
     registry = ModelRegistry(url=config.registry_url)
     killed: list[int] = []
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
+    with LocalCluster(**local_cluster(2)) as cluster:
         config = config.model_copy(
             update={
                 "fleet": config.fleet.model_copy(update={"dask_address": cluster.scheduler_address})

@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from blocks.registry import ModelRegistry
-from flows.fleet import ModelFailed, fleet
+from flows.fleet import ModelFailed, fleet, local_cluster
 from tasks.config import CTConfig
 from tasks.fleet import ModelOutcome, batch_files, model_config
 from tasks.streams import write_stream
@@ -29,13 +29,7 @@ from tasks.streams import write_stream
 def cluster() -> Iterator[LocalCluster]:
     """Two worker processes, as the fleet's default local cluster has; shared by the tests so
     the seconds it takes to start are paid once."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as running:
+    with LocalCluster(**local_cluster(2)) as running:
         yield running
 
 
