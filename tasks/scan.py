@@ -35,7 +35,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.data import Batch, batch_id
 from tasks.drift.compare import summary_options
 from tasks.drift.profile import ReferenceProfile
-from tasks.drift.summary import KEY, Summary, bottom_k, merge, row_keys, summarize
+from tasks.drift.summary import (
+    KEY,
+    BottomK,
+    Summary,
+    bottom_k,
+    merge,
+    merge_bottom_k,
+    row_keys,
+    summarize,
+)
 from tasks.errors import DataLoadError, DataValidationError
 from tasks.gx_suite import ExpectationResult, QualityReport, Specs
 from tasks.sources import ReadLimits, check_dataset, is_folder
@@ -112,13 +121,6 @@ def head(source: str, rows: int) -> pd.DataFrame:
         if taken >= rows:
             break
     return pd.concat(frames, ignore_index=True).head(rows)
-
-
-def _merge_keep(a: pd.DataFrame | None, b: pd.DataFrame | None, k: int) -> pd.DataFrame | None:
-    if a is None or b is None:
-        return a if b is None else b
-    both = pd.concat([a, b], ignore_index=True)
-    return both.sort_values(KEY, kind="stable").head(k).reset_index(drop=True)
 
 
 def training_sample(scan: PieceScan) -> pd.DataFrame:
@@ -234,7 +236,11 @@ def merge_scans(a: PieceScan, b: PieceScan) -> PieceScan:
     )
     keep_rows = max(a.keep_rows, b.keep_rows)
     return PieceScan(
-        keep=_merge_keep(a.keep, b.keep, keep_rows),
+        keep=a.keep
+        if b.keep is None
+        else b.keep
+        if a.keep is None
+        else merge_bottom_k(a.keep, b.keep, keep_rows),
         keep_rows=keep_rows,
         offset=min(a.offset, b.offset),
         rows_in=a.rows_in + b.rows_in,
@@ -268,13 +274,17 @@ def scan_pieces(frames: Iterable[pd.DataFrame], **options: Any) -> PieceScan:
     """Scan consecutive pieces and merge them in order."""
     total: PieceScan | None = None
     offset = valid = 0
+    kept = BottomK(options.get("keep_rows") or 1)  # the training sample, gathered in linear time
     for frame in frames:
         piece = scan_piece(frame, offset, valid, **options)
+        if piece.keep is not None:
+            kept.add(piece.keep)
+            piece = piece.model_copy(update={"keep": None})
         total = piece if total is None else merge_scans(total, piece)
         offset, valid = offset + len(frame), valid + piece.rows_valid
     if total is None:
         raise DataLoadError(str(options.get("source")), "the dataset has no rows")
-    return total
+    return total.model_copy(update={"keep": kept.result()})
 
 
 def scan_dataset(

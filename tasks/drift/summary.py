@@ -189,6 +189,56 @@ def bottom_k(frame: pd.DataFrame, keys: np.ndarray, k: int) -> pd.DataFrame:
     return sample
 
 
+def merge_bottom_k(a: pd.DataFrame, b: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The k rows with the smallest keys of two `bottom_k` samples, in key order. A full sample's
+    largest key bounds what can still enter, so only the other side's rows below it are sorted
+    in: merging a long run of chunks into a large sample stays cheap."""
+    bounds = [side[KEY].iloc[k - 1] for side in (a, b) if len(side) >= k]  # the k-th smallest
+    if bounds:
+        a, b = a[a[KEY] <= min(bounds)], b[b[KEY] <= min(bounds)]
+        if b.empty:
+            return a.reset_index(drop=True)
+    sample = pd.concat([a, b], ignore_index=True)
+    return sample.sort_values(KEY, kind="stable").head(k).reset_index(drop=True)
+
+
+class BottomK:
+    """`merge_bottom_k` over a long run of samples, in linear time: candidates are gathered and
+    cut back to the k smallest keys (unsorted) only when twice k are held, and anything above the
+    k-th smallest key seen so far is left out at once. `result()` is what merging them pairwise
+    gives."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.parts: list[pd.DataFrame] = []
+        self.held = 0
+        self.bound: np.uint64 | None = None
+
+    def add(self, sample: pd.DataFrame) -> None:
+        if self.bound is not None:
+            sample = sample[sample[KEY] <= self.bound]
+        if sample.empty:
+            return
+        self.parts.append(sample)
+        self.held += len(sample)
+        if self.held >= 2 * self.k:
+            self._cut()
+
+    def _cut(self) -> None:
+        both = pd.concat(self.parts, ignore_index=True)
+        if len(both) > self.k:
+            keys = both[KEY].to_numpy()
+            both = both.iloc[np.argpartition(keys, self.k - 1)[: self.k]]
+            self.bound = both[KEY].max()
+        self.parts, self.held = [both], len(both)
+
+    def result(self) -> pd.DataFrame | None:
+        if not self.parts:
+            return None
+        self._cut()
+        return self.parts[0].sort_values(KEY, kind="stable").reset_index(drop=True)
+
+
 def summarize(
     frame: pd.DataFrame,
     *,
@@ -259,8 +309,7 @@ def merge(a: Summary, b: Summary) -> Summary:
         c: _merge_column(a.columns[c], b.columns[c]) if c in b.columns else a.columns[c]
         for c in a.columns
     } | {c: s for c, s in b.columns.items() if c not in a.columns}
-    sample = pd.concat([a.sample, b.sample], ignore_index=True)
-    sample = sample.sort_values(KEY, kind="stable").head(a.sample_rows).reset_index(drop=True)
+    sample = merge_bottom_k(a.sample, b.sample, a.sample_rows)
     return Summary(
         rows=a.rows + b.rows,
         seed=a.seed,

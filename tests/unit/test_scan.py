@@ -17,14 +17,17 @@ from tasks import gx_suite
 from tasks.config import DatasetConfig
 from tasks.drift.compare import compare_summary, compute_drift, summary_options
 from tasks.drift.profile import build_profile
-from tasks.drift.summary import summarize
+from tasks.drift.summary import bottom_k, row_keys, summarize
 from tasks.errors import DataLoadError, DataValidationError
 from tasks.scan import (
+    KEEP_SEED_OFFSET,
+    ROW,
     check_bad_fraction,
     quality_from_scan,
     quality_ranges,
     scan_dataset,
     scan_on_dask,
+    training_sample,
 )
 from tasks.validate.contract import infer_spec
 from tasks.validate.quality import expectation_specs
@@ -196,3 +199,25 @@ def test_too_many_bad_rows_refuse_the_dataset_and_name_the_rule(setting, tmp_pat
         scan_dataset(
             str(tmp_path / "nowhere"), spec=spec, profile=profile, ranges={}, quarantine_dir=None
         )
+
+
+def test_the_training_sample_is_the_in_memory_bottom_k_of_the_valid_rows(setting):
+    """Gathered in linear time over record batches, the kept rows are exactly those a seeded
+    bottom-k over the whole table's valid rows keeps, whatever the batch size."""
+    root, spec, profile, whole = setting
+    valid, _, _, _ = in_memory(spec, profile, whole)
+    keys = row_keys(0, len(valid), profile.seed + KEEP_SEED_OFFSET)
+    expected = bottom_k(valid.assign(**{ROW: np.arange(len(valid))}), keys, 1500)
+    for batch_rows in (997, 100_000):
+        scan = scan_dataset(
+            str(root / "data"),
+            spec=spec,
+            profile=profile,
+            ranges={},
+            quarantine_dir=None,
+            batch_rows=batch_rows,
+            keep_rows=1500,
+        )
+        pd.testing.assert_frame_equal(scan.keep, expected)
+        # in dataset order, without the keys: a frame like a batch's valid rows
+        assert list(training_sample(scan)["x1"]) == list(expected.sort_values(ROW)["x1"])
