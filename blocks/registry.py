@@ -35,11 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from blocks import model_checks
 from blocks.errors import AliasConflictError, RegistryError
-from blocks.names import NAME_PATTERN
+from blocks.names import NAME_PATTERN, is_name
 from blocks.storage import Store
 
-_NAME = re.compile(NAME_PATTERN)
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")
+_NAME = re.compile(NAME_PATTERN)
 MAX_CLAIM_ATTEMPTS = 10_000
 
 #: Types outside skops' defaults that a stored model may contain; reviewed, never taken from the
@@ -77,7 +77,7 @@ class AliasEntry(BaseModel):
 
 def check_name(kind: str, value: str) -> str:
     """Names become path segments: 1-64 safe characters, no '..', no '/'."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not is_name(value):
         raise RegistryError(
             f"invalid {kind} {value!r}: use 1-64 letters, digits, '_', '.', '-' (no '..' or '/')"
         )

@@ -337,16 +337,17 @@ def scan(
     registry: ModelRegistry,
     config: CTConfig,
     champion: Champion | None,
+    first: pd.DataFrame | None = None,
 ) -> tuple[Checked, PieceScan]:
     """A dataset's contract, quality counts and drift summary, over all its rows in record
     batches (bad rows kept as quarantine Parquet parts); what learns from it is the seeded
     sample of `retrain.sample_rows` valid rows the scan keeps. Refused like a batch when too many
-    rows are bad."""
+    rows are bad. `first`: its first rows, when the caller has read them already."""
     rules, name, source = config.validation, config.dataset.name, batch.source
     if champion is not None:
         profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
     else:  # a first model: only the counts and the sample are wanted; summarise against the head
-        first = head(source, HEAD_ROWS)
+        first = head(source, HEAD_ROWS) if first is None else first
         profile = build_profile(
             first[[c for c in [*spec.features, spec.target] if c in first.columns]],
             categorical=[
@@ -588,7 +589,7 @@ def register_version(
             get_run_logger().info("Batch %s was registered as v%d already", batch.batch_id, number)
             return earlier
     contract = spec.with_classes(candidate.model.labels or [])
-    run_id = None if flow_run.id is None else str(flow_run.id)
+    run_id = _run_id()
     version = register_candidate(
         registry,
         name,
@@ -664,7 +665,7 @@ def crown(
     payload: dict[str, Any],
 ) -> int:
     """Make a registered version the champion (compare-and-swap) and announce it."""
-    run_id = None if flow_run.id is None else str(flow_run.id)
+    run_id = _run_id()
     promote_champion(
         registry, name, version.version, expected_champion=previous, reason=reason, run_id=run_id
     )
@@ -855,6 +856,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     if accepting is None and (done := already_done(registry, name, batch, champion)):
         logger.info("Batch %s: %s", batch.batch_id, done.outcome)
         return done
+    first: pd.DataFrame | None = None  # a dataset's head, when a new contract is inferred
     if champion is not None and accepting is None:
         spec = champion.spec
     else:
@@ -867,7 +869,9 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     stage(logger, "validating")
     judged_by = None if accepting else champion
     if frame is None:
-        checked, scanned = scan(batch, spec, registry=registry, config=config, champion=judged_by)
+        checked, scanned = scan(
+            batch, spec, registry=registry, config=config, champion=judged_by, first=first
+        )
     else:
         scanned = None
         checked = validate(
@@ -880,7 +884,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     store_history(checked.valid, batch, str(config.history_dir))
     metric_name = report_metric(spec, config.gate.metric_for(spec.task))
     served = champion  # the champion this batch was served by, reported as such
-    run_id = None if flow_run.id is None else str(flow_run.id)
+    run_id = _run_id()
 
     # 3b the challenger, if any, is judged on this batch before anything learns from it
     shadow = shadow_stage(

@@ -75,10 +75,11 @@ def local_cluster(workers: int = 2, threads_per_worker: int = 1) -> dict[str, An
 
 
 @task(name="fleet-model", cache_policy=NO_CACHE)
-def step_model(name: str, files: list[str], config: CTConfig) -> ModelOutcome:
-    """Every waiting batch of one model, oldest first, each a CT step (a subflow run). A batch
-    that fails is reported and the model's next batches still run; the task fails at the end if
-    any did, so the model shows as failed in the run graph and in the fleet's table."""
+def step_model(name: str, todo: list[str], already: int, config: CTConfig) -> ModelOutcome:
+    """Every waiting batch of one model (`todo`, oldest first; `already` were done before), each a
+    CT step (a subflow run; one run again after a lost worker changes nothing). A batch that fails
+    is reported and the model's next batches still run; the task fails at the end if any did, so
+    the model shows as failed in the run graph and in the fleet's table."""
     # Imported here, on the worker: Dask ships this function by value (cloudpickle finds the Task,
     # not the function, under its name), and a flow shipped by value loses the module globals
     # its parameter annotations (`from __future__ import annotations`) are resolved in.
@@ -86,7 +87,6 @@ def step_model(name: str, files: list[str], config: CTConfig) -> ModelOutcome:
 
     logger = get_run_logger()
     started = time.perf_counter()
-    todo, already = waiting(open_registry(config), name, files)
     steps, failures, outcome, champion = 0, [], "", None
     for path in todo:
         try:
@@ -123,7 +123,7 @@ def _outcome(name: str, future: PrefectFuture[ModelOutcome]) -> ModelOutcome:
 
 
 @flow(name="ct-fleet-steps")
-def fleet_steps(plan: dict[str, tuple[list[str], CTConfig]]) -> list[ModelOutcome]:
+def fleet_steps(plan: dict[str, tuple[list[str], int, CTConfig]]) -> list[ModelOutcome]:
     """The waiting models' tasks, submitted together to the task runner; every one is waited for."""
     futures = {name: step_model.submit(name, *job) for name, job in plan.items()}
     for future in futures.values():
@@ -141,7 +141,7 @@ def fleet(
     logger = get_run_logger()
     landing = landing_of(config)
     files = batch_files(landing, models or config.fleet.models)
-    plan: dict[str, tuple[list[str], CTConfig]] = {}
+    plan: dict[str, tuple[list[str], int, CTConfig]] = {}
     outcomes: list[ModelOutcome] = []
     for name, paths in files.items():
         try:
@@ -152,7 +152,7 @@ def fleet(
         registry = open_registry(own)
         todo, already = waiting(registry, name, paths)
         if todo:
-            plan[name] = (paths, own)
+            plan[name] = (todo, already, own)
         else:
             champion = registry.alias(name, "champion")
             outcomes.append(
@@ -178,7 +178,7 @@ def fleet(
             o
             if o.status != "failed"
             else o.model_copy(
-                update={"champion_after": open_registry(plan[o.name][1]).alias(o.name, "champion")}
+                update={"champion_after": open_registry(plan[o.name][2]).alias(o.name, "champion")}
             )
             for o in ran
         ]
@@ -245,12 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 1
     state = fleet(config, args.models, return_state=True)
-    rows: list[dict[str, Any]] = []
-    if state.is_completed():
-        rows = fleet_rows(state.result())
-    else:
-        artifact = _table_of(state)
-        rows = artifact or []
+    rows = fleet_rows(state.result()) if state.is_completed() else _table_of(state)
     if rows:
         table = Table(title="ct-fleet", title_justify="left")
         for column in rows[0]:

@@ -6,7 +6,6 @@ CLI. Every default serves the built-in demo stream, so `python flows/ct.py` need
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from blocks.names import NAME_PATTERN
+from blocks.names import NAME_PATTERN, is_name
 from tasks.errors import ConfigError
 
 #: Modules an estimator may be imported from. A dotted path is code execution, so it is allow-listed.
@@ -332,7 +331,7 @@ class FleetConfig(_Section):
     @classmethod
     def _model_names(cls, value: list[str] | None) -> list[str] | None:
         for name in value or []:
-            if not re.match(NAME_PATTERN, name) or ".." in name:
+            if not is_name(name):
                 raise ValueError(f"{name!r} is not a model name (1-64 letters, digits, _ . -)")
         return value
 

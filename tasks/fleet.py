@@ -9,14 +9,13 @@ the start of its sha256), so the same bytes are never stepped twice, whoever run
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from blocks.names import NAME_PATTERN
+from blocks.names import is_name
 from blocks.registry import ModelRegistry
 from tasks.config import CTConfig, config_problems
 from tasks.data import batch_id
@@ -40,7 +39,6 @@ class ModelOutcome(BaseModel):
     #: CT steps that finished in this run, and batches that had finished before (a re-run).
     steps: int = 0
     already: int = 0
-    failed_batches: list[str] = []
     champion_after: int | None = None
     outcome: str = ""
     seconds: float = 0.0
@@ -72,7 +70,7 @@ def batch_files(landing: str, models: list[str] | None) -> dict[str, list[str]]:
         if fs.isdir(p)  # type: ignore[attr-defined]
     }
     if models is None:
-        names = sorted(n for n in found if re.match(NAME_PATTERN, n) and ".." not in n)
+        names = sorted(n for n in found if is_name(n))
     else:
         missing = [m for m in models if m not in found]
         if missing:
