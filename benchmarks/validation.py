@@ -19,7 +19,7 @@ import pandas as pd
 from timing import median_seconds
 
 from tasks.config import DatasetConfig
-from tasks.validate import fit_contract, infer_spec
+from tasks.validate import infer_spec
 from tasks.validate.rows import validate_rows
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     frame = make_frame(args.rows)
     spec = infer_spec(frame, DatasetConfig(target="churned", time_column="event_time"))
-    contract = fit_contract(spec, frame.sample(50_000, random_state=0), tolerance=0.5)
+    contract = spec  # the contract is the spec: nothing learned from training is a rule
     with tempfile.TemporaryDirectory(prefix="ct-validation-bench-") as tmp:
         csv, parquet = Path(tmp) / "batch.csv", Path(tmp) / "batch.parquet"
         frame.to_csv(csv, index=False)

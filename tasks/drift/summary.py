@@ -25,6 +25,8 @@ from tasks.labels import category_label
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "label", "prediction"]
 KEY = "__ct_sample_key__"
+#: Rows from which a summary's columns are tallied on a thread per core.
+PARALLEL_ROWS = 1_000_000
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -263,7 +265,10 @@ def summarize(
             return _numeric_summary(values, edges[column], role, ranges.get(column))
         return _categorical_summary(frame[column], role)
 
-    columns = dict(zip(present, on_every_core(column_summary, present), strict=True))
+    # a thread per core pays off only on long columns: below, their start and the GIL held by
+    # pandas' text counting cost more than the compiled passes save (measured: 131k rows x 20)
+    each = on_every_core if len(frame) >= PARALLEL_ROWS else lambda f, items: [f(i) for i in items]
+    columns = dict(zip(present, each(column_summary, present), strict=True))
     keys = row_keys(row_offset, row_offset + len(frame), seed)
     sample = bottom_k(frame[present], keys, sample_rows)
     return Summary(

@@ -306,3 +306,83 @@ def test_history_is_idempotent_and_windowed(tmp_path):
     assert [i for i, _ in read_history(tmp_path, last=1, before="b3")] == ["b2"]
     assert [i for i, _ in read_history(tmp_path, last=5)] == ["b1", "b2", "b3"]
     assert read_history(tmp_path, last=0) == []
+
+
+def _faulty(rows: int, seed: int, labels: str) -> pd.DataFrame:
+    """A batch with every fault the schema knows, at random rows: ±inf, missing values (declared
+    non-null and not), values past declared bounds, unknown and missing labels, bad times."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "at": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 10**6, rows), "s"),
+            "x": rng.normal(0, 1, rows),
+            "must": rng.normal(5, 3, rows),
+            "bounded": rng.uniform(-1, 11, rows),
+            "region": rng.choice(["north", "south", "east"], rows),
+            "kind": rng.choice(["a", "b"], rows),
+        }
+    )
+    frame["y"] = {
+        "int": rng.integers(0, 7, rows).astype(float),
+        "str": rng.choice(["cat", "dog", "emu"], rows),
+        "bool": rng.random(rows) < 0.5,
+        "number": rng.normal(100, 10, rows),
+    }[labels]
+    frame = frame.astype({"y": object})
+    for column, fault in [
+        ("x", np.inf),
+        ("x", -np.inf),
+        ("x", np.nan),
+        ("must", np.nan),
+        ("bounded", 12.5),
+        ("y", None),
+        ("y", {"int": 9.0, "str": "gnu", "bool": "maybe", "number": np.inf}[labels]),
+        ("region", None),
+        ("kind", None),
+        ("at", pd.NaT),
+    ]:
+        hit = rng.random(rows) < 0.02
+        frame.loc[hit, column] = fault
+    return frame
+
+
+@pytest.mark.parametrize("labels", ["int", "str", "bool", "number"])
+@pytest.mark.parametrize("closed", [False, True])
+def test_the_screen_finds_every_row_the_pandera_schema_refuses(labels, closed):
+    """validate_rows skips the Pandera schema when `suspect_rows` finds nothing, so the screen
+    must flag every row the schema fails (a superset), on every kind of target and fault."""
+    import pandera.pandas as pa
+
+    from tasks.validate.rows import _coerce, build_schema, suspect_rows
+
+    for seed in range(6):
+        frame = _faulty(400, seed, labels)
+        config = DatasetConfig(
+            target="y",
+            time_column="at",
+            numeric=["x", "must", "bounded"],
+            categorical=["region", "kind"],
+            non_null=["must", "region"],
+            bounds={"bounded": (0, 10)},
+            task="regression" if labels == "number" else None,
+            classes=(
+                {"int": [0, 1, 2, 3, 4, 5, 6], "str": ["cat", "dog"], "bool": [False, True]}[labels]
+                if closed and labels != "number"
+                else None
+            ),
+        )
+        spec = infer_spec(frame.dropna(), config)
+        coerced, _ = _coerce(frame, spec)
+        try:
+            build_schema(spec).validate(coerced, lazy=True)
+            refused: set[int] = set()
+        except pa.errors.SchemaErrors as exc:
+            refused = {int(i) for i in exc.failure_cases["index"].dropna()}
+        screened = set(suspect_rows(coerced, spec).tolist())
+        assert refused, "the generated faults must break the schema"
+        assert refused <= screened, sorted(refused - screened)[:5]
+        assert screened == refused  # and no wider: a clean row is not sent to the schema
+        ok = frame.drop(index=sorted(screened))
+        assert not len(suspect_rows(_coerce(ok, spec)[0], spec))
+        build_schema(spec).validate(_coerce(ok, spec)[0], lazy=True)  # passes: nothing missed
+        assert len(ok) > 100

@@ -23,6 +23,7 @@ from tasks.scan import (
     KEEP_SEED_OFFSET,
     ROW,
     check_bad_fraction,
+    prefetched,
     quality_from_scan,
     quality_ranges,
     scan_dataset,
@@ -221,3 +222,36 @@ def test_the_training_sample_is_the_in_memory_bottom_k_of_the_valid_rows(setting
         pd.testing.assert_frame_equal(scan.keep, expected)
         # in dataset order, without the keys: a frame like a batch's valid rows
         assert list(training_sample(scan)["x1"]) == list(expected.sort_values(ROW)["x1"])
+
+
+def test_prefetching_keeps_order_raises_the_readers_error_and_stops_when_left():
+    """The scan reads the next record batch on a thread: the order is the reader's, a reading
+    error surfaces in the scan, and a scan that stops early leaves no thread behind."""
+    import threading
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise DataLoadError("d.parquet", "truncated file")
+
+    seen = []
+    with pytest.raises(DataLoadError, match="truncated file"):
+        for item in prefetched(broken()):
+            seen.append(item)
+    assert seen == [1]
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # what leaving a for loop does
+    assert not [t for t in threading.enumerate() if t.name == "ct-scan-read"]
+    assert len(produced) <= 3 + 2 + 1  # it never ran more than `depth` ahead
