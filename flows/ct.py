@@ -22,15 +22,17 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from blocks.registry import ModelRegistry, ModelVersion
+from flows.heartbeats import without_heartbeats
 from flows.retrain import Candidate, retrain
 from tasks import gx_suite
 from tasks.challenger import ALIAS as CHALLENGER
@@ -122,6 +124,17 @@ def reports_dir(config: CTConfig) -> Path:
     path = Path(config.state_dir) / "reports" / config.dataset.name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_V = TypeVar("_V")
+
+
+def unwalked(value: _V) -> _V:
+    """`value` as a task argument that Prefect hands over without walking it: it visits every
+    element of a parameter's lists, dicts and models looking for futures, which for a drift
+    profile (its sample is thousands of values) or a registry card cost 0.3 s a CT step each
+    (measured). `prefect.utilities.annotations.quote`, typed as what it wraps."""
+    return cast(_V, quote(value))
 
 
 @task(name="read-champion", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -475,7 +488,9 @@ def observe(
                 min_rows=rules.min_rows,
                 max_rows=rules.max_rows,
             )
-        drift = detect_drift(profile, observed, config.drift, name=name, plot_path=plot_path)
+        drift = detect_drift(
+            unwalked(profile), observed, config.drift, name=name, plot_path=plot_path
+        )
     else:
         assert scanned.summary is not None
         if rules.quality_suite:  # judged from the counts of every row, by the suite's own rules
@@ -617,19 +632,21 @@ def register_version(
             #: A dataset: it learned from (and was gated on) a seeded sample of its valid rows.
             "sample": checked.sampled,
         },
-        schema={"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()},
-        profile=build_profile(
-            candidate.train[[*spec.features, spec.target]],
-            categorical=[
-                *spec.categorical,
-                *([spec.target] if spec.task == "classification" else []),
-            ],
-            label=spec.target,
-            bins=config.drift.bins,
-            sample_rows=config.drift.sample_rows,
-            seed=config.seed,
-        ).model_dump(mode="json"),
-        decision=decision.model_dump(),
+        schema=unwalked({"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()}),
+        profile=unwalked(
+            build_profile(
+                candidate.train[[*spec.features, spec.target]],
+                categorical=[
+                    *spec.categorical,
+                    *([spec.target] if spec.task == "classification" else []),
+                ],
+                label=spec.target,
+                bins=config.drift.bins,
+                sample_rows=config.drift.sample_rows,
+                seed=config.seed,
+            ).model_dump(mode="json")
+        ),
+        decision=unwalked(decision.model_dump()),
         trusted=list(config.model.trusted_types),
     )
     announce(
@@ -738,7 +755,7 @@ def shadow_stage(
     verdict, state = weigh_challenger(
         registry,
         name,
-        state,
+        unwalked(state),  # its evidence grows every batch
         champion=champion.model,
         champion_version=champion.version.version,
         challenger=contender.model,
@@ -962,7 +979,8 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
 
     # 4 retrain (subflow), 5 gate on rows neither model has seen (in mode both: a screen)
     stage(logger, "retraining")
-    candidate = retrain(batch.batch_id, spec, config)
+    with without_heartbeats():
+        candidate = retrain(batch.batch_id, spec, config)
     stage(logger, "gating")
     decision = judge(
         candidate,
