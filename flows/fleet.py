@@ -84,13 +84,15 @@ def step_model(name: str, todo: list[str], already: int, config: CTConfig) -> Mo
     # not the function, under its name), and a flow shipped by value loses the module globals
     # its parameter annotations (`from __future__ import annotations`) are resolved in.
     from flows.ct import continuous_training
+    from flows.heartbeats import without_heartbeats
 
     logger = get_run_logger()
     started = time.perf_counter()
     steps, failures, outcome, champion = 0, [], "", None
     for path in todo:
         try:
-            result = continuous_training(path, config, plots=False)
+            with without_heartbeats():  # 0.5-1 s of idle worker per step, to join the thread
+                result = continuous_training(path, config, plots=False)
         except Exception as exc:  # one batch's failure is reported, the others still run
             message = str(exc).splitlines()[0] if str(exc) else repr(exc)
             failures.append(message if path in message else f"{path}: {message}")
@@ -120,6 +122,56 @@ def _outcome(name: str, future: PrefectFuture[ModelOutcome]) -> ModelOutcome:
     message = str(error) if isinstance(error, BaseException) and str(error) else state.message
     first = (message or state.name or "failed").splitlines()[0]
     return ModelOutcome(name=name, status="failed", outcome=first)
+
+
+#: What a lost worker's unfinished runs are told when the fleet marks them.
+ORPHANED = "its Dask worker was lost; the model's task ran again on another worker"
+
+
+def crash_orphans(parent: Any) -> list[str]:
+    """Mark Crashed the flow runs under `parent` (its subflows, and theirs) that are still
+    pending or running once every task of it has finished: the CT steps a killed Dask worker
+    was running. Their tasks ran again elsewhere, so they would otherwise show as running
+    forever. The fleet's CT steps send no heartbeats (`flows.heartbeats`), so Prefect's own
+    zombie detection would not find them either. Returns the runs' names."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    if parent is None:
+        return []
+    unfinished = FlowRunFilterState(
+        type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+    )
+    marked: list[str] = []
+    with get_client(sync_client=True) as client:
+        level, seen = [parent], set()
+        while level:  # a lost step's own subflow (retrain) was left running too
+            below = []
+            while runs := [  # a page at a time: a marked run leaves the filter
+                run
+                for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=level),
+                        state=unfinished,
+                    ),
+                    limit=100,
+                )
+                if run.id not in seen
+            ]:
+                for run in runs:
+                    client.set_flow_run_state(run.id, Crashed(message=ORPHANED), force=True)
+                    seen.add(run.id)
+                    marked.append(run.name)
+                    below.append(run.id)
+            level = below
+    return marked
 
 
 @flow(name="ct-fleet-steps")
@@ -173,7 +225,18 @@ def fleet(
             len(files),
             where,
         )
-        ran = fleet_steps.with_options(task_runner=task_runner(config.fleet))(plan)
+        steps = fleet_steps.with_options(task_runner=task_runner(config.fleet))(
+            plan, return_state=True
+        )
+        ran: list[ModelOutcome] = steps.result()
+        orphans = crash_orphans(steps.state_details.flow_run_id)
+        if orphans:
+            logger.warning(
+                "%d run(s) left behind by lost Dask workers marked Crashed: %s (their tasks ran "
+                "again on other workers)",
+                len(orphans),
+                ", ".join(orphans),
+            )
         outcomes += [  # a failed model still has the champion it had
             o
             if o.status != "failed"

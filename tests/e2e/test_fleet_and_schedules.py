@@ -4,7 +4,8 @@ process worker and the webhook receiver on 127.0.0.1, all stopped by PID at the 
 - A signed webhook for a model of a fleet starts `ct-fleet`, which runs every model with new
   batches on a 2-worker Dask LocalCluster, in the flow run the worker started.
 - A Dask worker killed mid-fleet costs no model a second version or promotion (the re-run task
-  finds its steps done; the dead worker's model slot is freed when its lease runs out).
+  finds its steps done; the dead worker's model slot is freed when its lease runs out), and the
+  step it was running is marked Crashed by the fleet, not left running.
 - `ct-scheduled` and `ct-monitor`, which only a clock starts, run when given a 10-second interval.
 """
 
@@ -26,6 +27,7 @@ from distributed import Client, LocalCluster
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from blocks.registry import ModelRegistry
+from flows.fleet import ORPHANED
 from tasks.config import CTConfig
 from tasks.demo import demo_batch
 from tasks.streams import write_stream
@@ -155,6 +157,12 @@ def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_pa
         assert Counter(promoted) == Counter({1: 1, 2: 1}), (name, promoted)
     assert state.is_completed(), state.message
     assert all(o.status == "ok" for o in state.result())
+    # the step the killed worker was running is not left "running" forever: the fleet marked it
+    steps = runs_of(stack.api, "continuous-training") + runs_of(stack.api, "retrain")
+    unfinished = [r["name"] for r in steps if r["state_type"] in {"PENDING", "RUNNING"}]
+    assert not unfinished, unfinished
+    crashed = [r["state"]["message"] for r in steps if r["state_type"] == "CRASHED"]
+    assert crashed and set(crashed) == {ORPHANED}, crashed
 
 
 def test_the_schedules_start_ct_scheduled_and_ct_monitor(stack):
