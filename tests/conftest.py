@@ -2,8 +2,22 @@
 
 import os
 
+import pytest
+
 from webhooks.devstack import SERVER_SETTINGS  # imports no Prefect
 
 # No telemetry, and the test server records task events in batches, as every server ct starts does.
 for name, value in SERVER_SETTINGS.items():
     os.environ.setdefault(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test sees the environment the session started with: the CLI run in-process sets
+    variables for its own process (e.g. Prefect's console log level when not verbose), which
+    would otherwise reach every later test of this worker and the programs they start."""
+    before = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(before):
+        del os.environ[name]
+    os.environ.update(before)
