@@ -40,9 +40,15 @@ from tasks.fleet import (
     fleet_rows,
     landing_of,
     model_config,
+    server_unavailable,
     waiting,
 )
 from tasks.release import open_registry
+
+#: A CT step that failed because the Prefect server was busy or unreachable runs again, up to
+#: this many times in all, after 5 s, then 10 s (the client's own retries of a 503 span ~10 s).
+STEP_ATTEMPTS = 3
+RETRY_SECONDS = 5
 
 
 class ModelFailed(CTError):
@@ -89,10 +95,30 @@ def step_model(name: str, todo: list[str], already: int, config: CTConfig) -> Mo
     logger = get_run_logger()
     started = time.perf_counter()
     steps, failures, outcome, champion = 0, [], "", None
+
+    def step(path: str) -> Any:
+        for attempt in range(1, STEP_ATTEMPTS + 1):
+            try:
+                with without_heartbeats():  # 0.5-1 s of idle worker per step, to join the thread
+                    return continuous_training(path, config, plots=False)
+            except Exception as exc:
+                if attempt == STEP_ATTEMPTS or not server_unavailable(exc):
+                    raise
+                wait = RETRY_SECONDS * attempt
+                logger.warning(
+                    "Model %s, batch %s: the Prefect server was busy or unreachable (%s); the "
+                    "step runs again in %d s (a step on a batch is done once, however often run)",
+                    name,
+                    path,
+                    str(exc).splitlines()[0],
+                    wait,
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
     for path in todo:
         try:
-            with without_heartbeats():  # 0.5-1 s of idle worker per step, to join the thread
-                result = continuous_training(path, config, plots=False)
+            result = step(path)
         except Exception as exc:  # one batch's failure is reported, the others still run
             message = str(exc).splitlines()[0] if str(exc) else repr(exc)
             failures.append(message if path in message else f"{path}: {message}")

@@ -173,3 +173,25 @@ def failure_summary(outcomes: list[ModelOutcome]) -> str | None:
         return None
     parts = [f"{o.name} ({o.outcome})" for o in failed]
     return f"{len(failed)} of {len(outcomes)} models failed: " + "; ".join(parts)
+
+
+#: HTTP answers of a busy server (SQLite's "database is locked" is a 503), not of a bad request.
+BUSY = frozenset({429, 502, 503, 504})
+
+
+def server_unavailable(error: BaseException) -> bool:
+    """Did the step fail because the Prefect API was busy or unreachable (a 503 after the client's
+    own retries, a dropped connection), rather than on its data or code? Such a step is worth
+    running again: a CT step is idempotent. The error's causes are looked at too."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.HTTPStatusError) and current.response.status_code in BUSY:
+            return True
+        if isinstance(current, httpx.TransportError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

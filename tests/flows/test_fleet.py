@@ -110,3 +110,35 @@ def test_the_fleet_lists_models_and_names_a_missing_one(tmp_path):
         batch_files(str(landing), ["alpha", "beta"])
     with pytest.raises(ModelFailed.__mro__[1], match="landing folder does not exist"):
         batch_files(str(tmp_path / "nowhere"), None)
+
+
+def test_a_busy_or_unreachable_server_is_told_apart_from_a_failing_step():
+    """The fleet runs a CT step again only when it failed on the Prefect API being busy (a 503 the
+    client's own retries did not get past: SQLite's 'database is locked') or unreachable, never
+    on bad data or a bug, which would fail again."""
+    import httpx
+
+    from tasks.fleet import server_unavailable
+    from webhooks.devstack import free_port
+
+    with pytest.raises(httpx.ConnectError) as refused:  # nothing listens there
+        httpx.get(f"http://127.0.0.1:{free_port()}/api/health", timeout=2)
+    request = httpx.Request("POST", "http://127.0.0.1/api/task_runs/")
+
+    def status(code: int) -> httpx.HTTPStatusError:
+        response = httpx.Response(code, request=request)
+        return httpx.HTTPStatusError(f"{code}", request=request, response=response)
+
+    def wrapped(cause: BaseException) -> RuntimeError:
+        try:
+            try:
+                raise cause
+            except BaseException as inner:
+                raise RuntimeError("the flow run failed") from inner
+        except RuntimeError as outer:
+            return outer
+
+    assert server_unavailable(refused.value)
+    assert server_unavailable(status(503)) and server_unavailable(wrapped(status(503)))
+    assert not server_unavailable(status(400)) and not server_unavailable(status(404))
+    assert not server_unavailable(wrapped(ValueError("column 'x' is missing")))
