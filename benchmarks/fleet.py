@@ -6,14 +6,21 @@ another in this process, on 2 cores. Both runs use the same files, the same defa
 (quality suite included) and the same Prefect server (started here on 127.0.0.1 and stopped by PID),
 each with a fresh state folder; the baseline runs first. Also printed: the local cluster's start-up
 (measured alone in the same run) and the per-model overhead of the fleet: its wall time beyond what
-its tasks' own seconds, spread over the workers, explain.
+its tasks' own seconds, spread over the workers, explain; and the ceiling the baseline's CPU use
+sets on any schedule of the same work on this machine's cores.
 
-Usage: `.venv/bin/python benchmarks/fleet.py [--models 100] [--rows 20000] [--workers 2]`
+The server's database is PostgreSQL where the machine has it (a throwaway cluster on 127.0.0.1,
+`webhooks.devstack.LocalPostgres`), as a server that many workers write to should be; on SQLite
+(`--database sqlite`) their writes take turns.
+
+Usage: `.venv/bin/python benchmarks/fleet.py [--models 100] [--rows 20000] [--workers 2]
+[--database postgres|sqlite]`
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -48,7 +55,16 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--database",
+        choices=["postgres", "sqlite"],
+        help="the Prefect server's database (default: postgres where this machine has it; on "
+        "SQLite the workers' writes take turns, a long wait is a 503 retried 2 s later)",
+    )
     args = parser.parse_args()
+    from webhooks.devstack import LocalPostgres
+
+    database = args.database or ("postgres" if LocalPostgres.binaries() else "sqlite")
 
     from distributed import LocalCluster
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -79,7 +95,14 @@ def main() -> int:
             )
 
         with (
-            LocalStack(root / "stack", deploy=False) as stack,
+            LocalPostgres() if database == "postgres" else contextlib.nullcontext() as postgres,
+            LocalStack(
+                root / "stack",
+                deploy=False,
+                server_settings={"PREFECT_API_DATABASE_CONNECTION_URL": postgres.url}
+                if postgres
+                else None,
+            ) as stack,
             temporary_settings({PREFECT_API_URL: stack.api}),
         ):
             started = time.perf_counter()
@@ -114,6 +137,7 @@ def main() -> int:
     explained = sum(task_seconds) / args.workers
     overhead = (in_fleet - cluster_start - explained) / len(names)
     print()
+    print(f"Prefect server on {'PostgreSQL' if database == 'postgres' else 'SQLite'}.\n")
     print(f"| run ({args.models} models × {args.rows:,} rows) | wall s | s per model | speed-up |")
     print("|---|---|---|---|")
     print(

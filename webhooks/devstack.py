@@ -84,6 +84,126 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for a Prefect server many clients write to at
+    once (a fleet's workers): on SQLite, writers take turns, and a write that waits too long is a
+    503 the client retries 2 s later. Uses the machine's PostgreSQL binaries (`initdb`,
+    `postgres`), run as the `postgres` user when this is root, as PostgreSQL requires.
+    `url` is the server's `PREFECT_API_DATABASE_CONNECTION_URL`. Its data live in a temporary
+    folder of their own (that user must reach it), removed when the cluster is stopped by PID."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="ct-postgres-"))
+        self.port = free_port()
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/prefect"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binaries() -> Path | None:
+        """The folder of PostgreSQL's server programs, or None if this machine has none."""
+        import shutil
+
+        found = shutil.which("initdb")
+        if found:
+            return Path(found).resolve().parent
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        return versions[-1].parent if versions else None
+
+    def __enter__(self) -> LocalPostgres:
+        bin_dir = self.binaries()
+        if bin_dir is None:
+            raise RuntimeError("no PostgreSQL server programs (initdb) on this machine")
+        user = "postgres" if os.geteuid() == 0 else None
+        data = self.folder / "data"
+        if user:
+            import shutil
+
+            shutil.chown(self.folder, user)
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
+            timeout=120,
+        )
+        with open(self.folder / "postgres.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.folder),
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "fsync=off",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=user,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            import asyncio
+
+            import asyncpg  # type: ignore[import-untyped]
+
+            async def create() -> None:
+                conn = await asyncpg.connect(
+                    host="127.0.0.1", port=self.port, user="postgres", database="postgres"
+                )
+                try:
+                    await conn.execute("CREATE DATABASE prefect")
+                finally:
+                    await conn.close()
+
+            try:
+                asyncio.run(create())
+            except (OSError, asyncpg.PostgresError):  # not up yet, or starting up
+                return False
+            return True
+
+        try:
+            wait_for(ready, 60, "PostgreSQL", every=0.5)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        import shutil
+
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class LocalStack:
     """Start with `with LocalStack(folder) as stack:`; everything stops when the block ends."""
 
