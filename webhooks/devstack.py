@@ -84,7 +84,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-class LocalPostgres:
+class _StoppedOnExit:
+    """`with` stops what `__enter__` started, by `close()`, however the block ends."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalPostgres(_StoppedOnExit):
     """A throwaway PostgreSQL cluster on 127.0.0.1 for a Prefect server many clients write to at
     once (a fleet's workers): on SQLite, writers take turns, and a write that waits too long is a
     503 the client retries 2 s later. Uses the machine's PostgreSQL binaries (`initdb`,
@@ -195,16 +210,8 @@ class LocalPostgres:
             self.proc = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
-
-class LocalStack:
+class LocalStack(_StoppedOnExit):
     """Start with `with LocalStack(folder) as stack:`; everything stops when the block ends."""
 
     def __init__(
@@ -312,14 +319,6 @@ class LocalStack:
         for proc in reversed(self.procs):
             stop(proc)
         self.procs.clear()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def main() -> None:
