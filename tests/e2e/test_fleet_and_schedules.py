@@ -19,11 +19,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 from distributed import Client, LocalCluster
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from blocks.registry import ModelRegistry
@@ -44,18 +48,24 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
         yield running
 
 
+def read(url: str, body: dict[str, Any]) -> Any:
+    """A filter query; a busy server's 503 raises (an httpx.HTTPError, which wait_for polls past)
+    instead of being read as the answer."""
+    answer = httpx.post(url, json=body, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
 def runs_of(api: str, flow_name: str) -> list[dict[str, Any]]:
-    flows = httpx.post(f"{api}/flows/filter", json={}, timeout=10).json()
-    ids = [f["id"] for f in flows if f["name"] == flow_name]
+    ids = [f["id"] for f in read(f"{api}/flows/filter", {}) if f["name"] == flow_name]
     if not ids:
         return []
-    body = {"flows": {"id": {"any_": ids}}, "limit": 200}
-    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
+    return list(read(f"{api}/flow_runs/filter", {"flows": {"id": {"any_": ids}}, "limit": 200}))
 
 
 def deployment_id(api: str, name: str) -> str:
     body = {"deployments": {"name": {"any_": [name]}}}
-    return str(httpx.post(f"{api}/deployments/filter", json=body, timeout=10).json()[0]["id"])
+    return str(read(f"{api}/deployments/filter", body)[0]["id"])
 
 
 def test_a_fleet_webhook_runs_every_model_with_new_batches_on_dask(stack):
@@ -176,15 +186,15 @@ def test_the_schedules_start_ct_scheduled_and_ct_monitor(stack):
     wanted = {"ct-scheduled": "process-arrivals", "ct-monitor": "monitor"}
     idents = {name: deployment_id(api, name) for name in wanted}
     before = {r["id"] for flow in wanted.values() for r in runs_of(api, flow)}
-    created = {}
-    for name, ident in idents.items():
-        answer = httpx.post(
-            f"{api}/deployments/{ident}/schedules",
-            json=[{"schedule": {"interval": 10}, "active": True}],
-            timeout=10,
-        )
-        assert answer.status_code == 201, answer.text
-        created[name] = answer.json()
+    # through Prefect's client, which waits out a busy SQLite server (a 503) as every ct client does
+    settings = temporary_settings({PREFECT_API_URL: api})
+    with settings, get_client(sync_client=True) as client:
+        created = {
+            name: client.create_deployment_schedules(
+                UUID(ident), [(IntervalSchedule(interval=timedelta(seconds=10)), True)]
+            )
+            for name, ident in idents.items()
+        }
     try:
 
         def ran() -> dict[str, list[dict[str, Any]]]:
@@ -204,8 +214,7 @@ def test_the_schedules_start_ct_scheduled_and_ct_monitor(stack):
         runs = wait_for(ran, 180, "a scheduled run of ct-scheduled and of ct-monitor", every=2)
         assert set(runs) == set(wanted)
     finally:
-        for name, schedules in created.items():
-            for schedule in schedules:
-                httpx.delete(
-                    f"{api}/deployments/{idents[name]}/schedules/{schedule['id']}", timeout=10
-                )
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            for name, schedules in created.items():
+                for schedule in schedules:
+                    client.delete_deployment_schedule(UUID(idents[name]), schedule.id)
