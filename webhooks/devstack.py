@@ -70,18 +70,32 @@ def signed_headers(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (a worker wants a second one), then SIGKILL what is left."""
+    """SIGTERM the process group (a worker wants a second one), then SIGKILL what is left; then
+    the same for the processes it had started in sessions of their own (a process worker's flow
+    runs), which its group's signals do not reach and which would outlive it."""
+    import psutil  # type: ignore[import-untyped]  # distributed's dependency
+
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
         if proc.poll() is not None:
-            return
+            break
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            break
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             continue
+    alive = [p for p in descendants if p.is_running()]
+    for process in alive:
+        process.terminate()
+    _, left = psutil.wait_procs(alive, timeout=10)
+    for process in left:
+        process.kill()
 
 
 class _StoppedOnExit:
@@ -319,6 +333,20 @@ class LocalStack(_StoppedOnExit):
         for proc in reversed(self.procs):
             stop(proc)
         self.procs.clear()
+
+    def leftovers(self) -> list[int]:
+        """PIDs of processes still pointed at this stack's server (e.g. a flow run its worker
+        started): none should be left once it is closed."""
+        import psutil
+
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if process.environ().get("PREFECT_API_URL") == self.api:
+                    found.append(process.pid)
+            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+        return found
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
     with LocalStack(tmp_path_factory.mktemp("e2e"), secret=SECRET) as running:
         yield running
+    assert not running.leftovers(), "a process started for the stack outlived it"
 
 
 def signed_post(

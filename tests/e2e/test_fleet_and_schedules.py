@@ -46,6 +46,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
     with LocalStack(tmp_path_factory.mktemp("e2e"), secret=SECRET, server_settings=fast) as running:
         yield running
+    assert not running.leftovers(), "a process started for the stack outlived it"
 
 
 def read(url: str, body: dict[str, Any]) -> Any:
