@@ -330,9 +330,23 @@ class LocalStack(_StoppedOnExit):
         return self
 
     def close(self) -> None:
+        """Stop every process started for the stack, then whatever still points at its server
+        (a flow run's own child that was starting while its parent stopped), after 10 s."""
+        import psutil
+
         for proc in reversed(self.procs):
             stop(proc)
         self.procs.clear()
+        left = []
+        for pid in self.leftovers():
+            try:
+                left.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        _, left = psutil.wait_procs(left, timeout=10)
+        for process in left:
+            process.kill()
+        psutil.wait_procs(left, timeout=10)
 
     def leftovers(self) -> list[int]:
         """PIDs of processes still pointed at this stack's server (e.g. a flow run its worker

@@ -173,7 +173,8 @@ def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_pa
     unfinished = [r["name"] for r in steps if r["state_type"] in {"PENDING", "RUNNING"}]
     assert not unfinished, unfinished
     crashed = [r["state"]["message"] for r in steps if r["state_type"] == "CRASHED"]
-    assert crashed and set(crashed) == {ORPHANED}, crashed
+    # (none when the worker died between two steps, before its next one had started)
+    assert set(crashed) <= {ORPHANED}, crashed
 
 
 def test_the_schedules_start_ct_scheduled_and_ct_monitor(stack):
