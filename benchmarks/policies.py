@@ -105,13 +105,19 @@ def main() -> None:
         help="comma-separated stream seeds, averaged (default 1,2,3; seed 0 was used while "
         "designing gate.mode auto, so it is left out of the verdict)",
     )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="run in DIR and keep every backtest there (DIR/<stream>-<mode>-<seed>/backtest.csv)",
+    )
     args = parser.parse_args()
     streams = args.streams.split(",") if args.streams else STREAMS
     modes = args.modes.split(",") if args.modes else MODES
     seeds = [int(x) for x in args.seeds.split(",")]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ct-policies-") as tmp:
-        work = Path(tmp)
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         port = free_port()
         url = f"http://127.0.0.1:{port}/api"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -177,9 +183,11 @@ def main() -> None:
         }
         score = {m: points(v, never, metric) for m, v in means.items()}
         never_points = points(never, never, metric)
-        best = max(score, key=lambda m: score[m])
+        # "never retrain" is a policy too: on a stream whose concept keeps reversing it can be the best
+        best = max([*score, "never"], key=lambda m: score.get(m, never_points))
+        top = score.get(best, never_points)
         for m in modes:
-            gaps[m].append((score[best] - score[m], never_points - score[m]))
+            gaps[m].append((top - score[m], never_points - score[m]))
         cells_text = "".join(
             f" {means[m]:.3f} ({promotions[m]:.1f}){' *' if m == best else ''} |" for m in modes
         )
@@ -190,7 +198,8 @@ def main() -> None:
             rule = (
                 f"{'ok' if ok else 'MISSED'} ({gap_best:.1f} below best, {gap_never:+.1f} vs never)"
             )
-        print(f"| {stream} | {metric} | {never:.3f} |{cells_text} {best} | {rule} |")
+        never_text = f"{never:.3f}{' *' if best == 'never' else ''}"
+        print(f"| {stream} | {metric} | {never_text} |{cells_text} {best} | {rule} |")
     print(
         "\n(n) = promotions after the first, mean over seeds. The rule a default must keep, per "
         "mode: within 0.5 points of the best policy, and at most 0.5 points below never-updated, "
