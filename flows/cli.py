@@ -60,7 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "registry.",
     )
     _demo_options(demo)
-    demo.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder, not one an earlier backtest used (default .ct/backtests/<time>)",
+    )
     demo.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in)")
     demo.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
 
@@ -110,7 +114,11 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--batch-rows", type=int, default=1000, metavar="N", help="rows per batch (default 1000)"
     )
-    bt.add_argument("--out", metavar="DIR", help="output folder (default .ct/backtests/<time>)")
+    bt.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder, not one an earlier backtest used (default .ct/backtests/<time>)",
+    )
     bt.add_argument(
         "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
     )

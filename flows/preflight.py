@@ -1,7 +1,8 @@
 """Pre-flight: everything a command can check before Prefect starts, with the same messages.
 
 A config error, a data path that is missing, unreadable, a folder, outside the allowed roots or
-over the size limit, and a registry that cannot be reached are reported in about a second, as one
+over the size limit, a registry that cannot be reached, and a backtest's --out folder that already
+holds an earlier backtest are reported in about a second, as one
 line, instead of after a server start-up and seconds of imports. Only light modules are imported
 here (pydantic, fsspec); the checks are the ones the flows run again (`tasks.sources`).
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from blocks.errors import RegistryError
 from tasks.config import CTConfig
-from tasks.errors import DataLoadError
+from tasks.errors import CTError, DataLoadError
 from tasks.sources import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
@@ -88,6 +89,25 @@ def check_backtest_data(path: str) -> None:
     check_source(path, ReadLimits())
 
 
+#: What a backtest leaves in its --out folder that a second backtest there would start from.
+BACKTEST_STATE = ("registry", "history")
+
+
+def check_fresh_out(out: str | None) -> None:
+    """A backtest (and the demo) starts from a fresh registry in its --out folder: one that holds
+    an earlier backtest's registry would judge every batch against that run's last champion,
+    which learned from them all (every step would fail with a leak error)."""
+    if out is None:
+        return  # a new folder under .ct/backtests/ each time
+    left = [name for name in BACKTEST_STATE if (Path(out) / name).exists()]
+    if left:
+        raise CTError(
+            f"--out {out} already holds an earlier backtest ({', '.join(f'{n}/' for n in left)}); "
+            "a backtest starts from a fresh registry: pass a new --out folder, delete this one, "
+            "or leave --out out (a new folder under .ct/backtests/ each time)"
+        )
+
+
 def preflight(args: argparse.Namespace) -> None:
     """Run the checks that apply to the parsed command; raise CTError/RegistryError on the first
     failure (the CLI prints it as one line and exits 1)."""
@@ -104,6 +124,8 @@ def preflight(args: argparse.Namespace) -> None:
             check_source(args.data, limits)
     if command == "backtest":
         check_backtest_data(args.data)
+    if command in {"backtest", "demo"}:
+        check_fresh_out(args.out)
     if command in USES_REGISTRY and not (command == "registry" and (args.registry or args.block)):
         check_registry(config)
     if command == "registry" and args.registry:

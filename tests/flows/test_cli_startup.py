@@ -85,7 +85,10 @@ def files(tmp_path):
     blocked = tmp_path / "blocked.yaml"
     (tmp_path / "a-file").write_text("not a folder")
     blocked.write_text(f"registry:\n  url: {tmp_path / 'a-file' / 'registry'}\n")
+    used = tmp_path / "used"  # an earlier backtest's --out
+    (used / "registry").mkdir(parents=True)
     return {
+        "used": used,
         "good": good,
         "big": big,
         "outside": outside,
@@ -115,6 +118,22 @@ def files(tmp_path):
             "is not a writable folder",
         ),
         (lambda f: ["backtest", "--data", str(f["tmp"] / "x.csv"), "--target", "y"], "not found"),
+        (
+            lambda f: ["demo", "--out", str(f["used"])],
+            "already holds an earlier backtest (registry/)",
+        ),
+        (
+            lambda f: [
+                "backtest",
+                "--data",
+                str(f["good"]),
+                "--target",
+                "y",
+                "--out",
+                str(f["used"]),
+            ],
+            "pass a new --out folder",
+        ),
     ],
 )
 def test_preflight_errors_come_before_prefect(files, make, message):
