@@ -54,10 +54,22 @@ MODES = ["always", "batch", "shadow", "both", "auto"]
 DEFAULT = "batch"  # what CTConfig().gate.mode is; the rule below is checked for it
 
 
+def mode_config(mode: str) -> str:
+    """The YAML config of a policy: a gate mode, and `-h<N>` for a training window of N history
+    batches (e.g. `batch-h0`: the per-batch gate, candidates trained on the new batch only)."""
+    gate_mode, _, history = mode.partition("-h")
+    text = f"gate:\n  mode: {gate_mode}\n"
+    if history:
+        text += f"retrain:\n  history_batches: {int(history)}\n"
+    return text
+
+
 def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> pd.DataFrame:
-    config = work / f"{mode}.yaml"
-    config.write_text(f"gate:\n  mode: {mode}\n")
     out = work / f"{stream}-{mode}-{seed}"
+    if (out / "backtest.csv").is_file():  # kept from an earlier run (--keep): not run again
+        return pd.read_csv(out / "backtest.csv")
+    config = work / f"{mode}.yaml"
+    config.write_text(mode_config(mode))
     result = subprocess.run(
         [
             sys.executable,
@@ -97,7 +109,12 @@ def points(value: float, reference: float, metric: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", help="comma-separated subset of: " + ", ".join(STREAMS))
-    parser.add_argument("--modes", help="comma-separated subset of: " + ", ".join(MODES))
+    parser.add_argument(
+        "--modes",
+        help="comma-separated subset of: "
+        + ", ".join(MODES)
+        + "; a mode with -h<N> (e.g. batch-h0) trains on N history batches instead of the default",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="backtests at once (2)")
     parser.add_argument(
         "--seeds",
@@ -108,7 +125,9 @@ def main() -> None:
     parser.add_argument(
         "--keep",
         metavar="DIR",
-        help="run in DIR and keep every backtest there (DIR/<stream>-<mode>-<seed>/backtest.csv)",
+        help="run in DIR and keep every backtest there (DIR/<stream>-<mode>-<seed>/backtest.csv); "
+        "a backtest already there is read, not run again (code that changes a decision needs a "
+        "fresh DIR)",
     )
     args = parser.parse_args()
     streams = args.streams.split(",") if args.streams else STREAMS

@@ -1,0 +1,193 @@
+"""Could a default choose its policy per stream from the evidence it collects? Replayed on backtests.
+
+Issue 14 asks for a default within 0.5 points of the best policy on every stream and never more
+than 0.5 points below the never-updated model. No single mode keeps that (benchmarks/policies.py).
+This script asks whether a *selection* among policies could: run several policies side by side
+(each its own lineage of champions: they share nothing but the data) and serve, on each batch, the
+champion of the policy whose record on the batches so far is best.
+
+Because each policy's champions do not depend on which one is served, what such a default would
+have scored is exactly a replay of the policies' own backtests: on batch t it serves the policy
+chosen from batches < t, and scores what that policy's champion scored on batch t (before anything
+learned from it). So the rules below are measured on the real CT step's backtests, not on a model
+of them. Policies available as experts (`policies.py --keep DIR --modes ...` writes them):
+`never` (the first champion), `always`, `batch`, and the same with the training window cut to the
+new batch alone (`always-h0`, `batch-h0`: `retrain.history_batches: 0`).
+
+Rules replayed, each starting from `batch` (what the default serves today):
+- `ftl`: follow the leader, the policy with the best mean metric so far;
+- `switch a`: move to another policy only when it beat the one served, batch by batch, in a
+  one-sided t-test over the batches so far at level `a` (the largest t among those that pass).
+
+The verdict uses issue 14's bar: the best of never-updated, always, batch, shadow, both and auto
+(policies.py's modes), read from the same DIR.
+
+Usage: `.venv/bin/python benchmarks/selection.py DIR` after
+`.venv/bin/python benchmarks/policies.py --keep DIR --modes always,batch,shadow,both,auto,always-h0,batch-h0`
+(about 75 minutes; this script takes seconds). `--seeds 1,2,3` as in policies.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from policies import STREAMS, keeps_rule, points
+
+EXPERT_SETS: list[tuple[str, ...]] = [
+    ("batch", "never", "always"),
+    ("batch", "never", "always-h0"),
+    ("batch", "never", "batch-h0"),
+    ("batch", "never", "always", "always-h0", "batch-h0"),
+]
+#: The policies issue 14 names; a stream's best is the best of these and never-updated (the -h0
+#: experts are a means of the selection, not part of the bar).
+BENCHMARKED = ["always", "batch", "shadow", "both", "auto"]
+
+Rule = Callable[[dict[str, np.ndarray], int, str, tuple[str, ...]], str]
+
+
+def follow_the_leader(
+    gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]
+) -> str:
+    """The policy with the largest total gain over batches < t (ties: the earlier in `experts`)."""
+    if t == 0:
+        return served
+    totals = {k: float(gains[k][:t].sum()) for k in experts}
+    best = max(experts, key=lambda k: (totals[k], -experts.index(k)))
+    return best if totals[best] > totals[served] else served
+
+
+def switch_when_significant(alpha: float) -> Rule:
+    def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
+        """Move to the policy that beat the one served in a one-sided t-test over batches < t."""
+        if t < 2:
+            return served
+        choice, strongest = served, 0.0
+        for k in experts:
+            d = gains[k][:t] - gains[served][:t]
+            if k == served or np.allclose(d, 0.0):
+                continue
+            test = stats.ttest_1samp(d, 0.0, alternative="greater")
+            if test.pvalue < alpha and test.statistic > strongest:
+                choice, strongest = k, float(test.statistic)
+        return choice
+
+    return rule
+
+
+def read(runs: Path, stream: str, policy: str, seed: int) -> pd.DataFrame | None:
+    path = runs / f"{stream}-{policy}-{seed}" / "backtest.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def series(
+    runs: Path, stream: str, seed: int, policies: list[str]
+) -> tuple[str, dict[str, np.ndarray]]:
+    """Each policy's served metric on every batch after the first, and never-updated's."""
+    out: dict[str, np.ndarray] = {}
+    metric = ""
+    for policy in policies:
+        table = read(runs, stream, policy, seed)
+        if table is None:
+            raise SystemExit(f"{runs}: no backtest of {stream} under {policy}, seed {seed}")
+        later = table[table["batch"] > 1]
+        values = later["metric_champion"].to_numpy(float)
+        if np.isnan(values).any():
+            raise SystemExit(
+                f"{stream} {policy} seed {seed}: a batch without a score (a failed step)"
+            )
+        out[policy] = values
+        out["never"] = later["metric_static"].to_numpy(float)
+        metric = str(later["metric_name"].iloc[0])
+    return metric, out
+
+
+def replay(
+    rule: Rule,
+    gains: dict[str, np.ndarray],
+    values: dict[str, np.ndarray],
+    experts: tuple[str, ...],
+) -> float:
+    served, scores = experts[0], []
+    for t in range(len(values["never"])):
+        served = rule(gains, t, served, experts)
+        scores.append(values[served][t])
+    return float(np.mean(scores))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, help="the DIR policies.py --keep wrote")
+    parser.add_argument("--seeds", default="1,2,3")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rules: dict[str, Rule] = {"ftl": follow_the_leader}
+    rules |= {f"switch {a}": switch_when_significant(a) for a in (0.05, 0.1, 0.2)}
+    needed = sorted({p for e in EXPERT_SETS for p in e if p != "never"})
+    verdicts: dict[tuple[str, tuple[str, ...]], list[tuple[float, float]]] = {}
+    lines = []
+    for stream in STREAMS:
+        policies = sorted(set(needed) | set(BENCHMARKED))
+        means: dict[str, float] = {}
+        selected: dict[tuple[str, tuple[str, ...]], float] = {}
+        metric = ""
+        for seed in seeds:
+            metric, values = series(args.runs, stream, seed, policies)
+            sign = 1.0 if metric == "accuracy" else -1.0
+            gains = {k: sign * v for k, v in values.items()}
+            for k, v in values.items():
+                means[k] = means.get(k, 0.0) + float(v.mean()) / len(seeds)
+            for name, rule in rules.items():
+                for experts in EXPERT_SETS:
+                    key = (name, experts)
+                    selected[key] = selected.get(key, 0.0) + replay(
+                        rule, gains, values, experts
+                    ) / len(seeds)
+        never = means["never"]
+        bar = ["never", *BENCHMARKED]
+        best_policy = max(bar, key=lambda k: points(means[k], never, metric))
+        top = points(means[best_policy], never, metric)
+        for key, value in selected.items():
+            score = points(value, never, metric)
+            verdicts.setdefault(key, []).append((top - score, points(never, never, metric) - score))
+        shown = ["never", "batch", "always", "batch-h0", "always-h0"]
+        lines.append(
+            f"| {stream} | {metric} | "
+            + " | ".join(f"{means[k]:.3f}" for k in shown)
+            + f" | {best_policy} {means[best_policy]:.3f} | "
+            + f"{selected[('switch 0.2', EXPERT_SETS[-1])]:.3f} |"
+        )
+    print(
+        f"Mean over seeds {args.seeds} of the served champion's metric, every batch after the first.\n"
+    )
+    print(
+        "| stream | metric | never | batch | always | batch-h0 | always-h0 | best policy | switch 0.2, all five |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(lines))
+    print(
+        "\nThe rule (within 0.5 points of the best policy, at most 0.5 below never-updated), per selection:\n"
+    )
+    print(
+        "| rule | experts | streams where it holds | worst: below best | worst: below never | missed on |"
+    )
+    print("|---|---|---|---|---|---|")
+    for (name, experts), gaps in verdicts.items():
+        held = sum(keeps_rule(b, n) for b, n in gaps)
+        missed = [s for s, (b, n) in zip(STREAMS, gaps, strict=True) if not keeps_rule(b, n)]
+        print(
+            f"| {name} | {', '.join(experts)} | {held} of {len(gaps)} | "
+            f"{max(b for b, _ in gaps):.1f} | {max(n for _, n in gaps):+.1f} | {', '.join(missed) or '-'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
