@@ -11,6 +11,22 @@ for name, value in SERVER_SETTINGS.items():
     os.environ.setdefault(name, value)
 
 
+def _restore(before: dict[str, str]) -> None:
+    for name in set(os.environ) - set(before):
+        del os.environ[name]
+    os.environ.update(before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_restored_per_module():
+    """As `_environment_restored`, for a module's own fixtures: module-scoped ones run the CLI
+    in-process too, before any test's own snapshot. Without it, a later file on the same worker
+    ran `demo -v` with Prefect's console lines still turned off."""
+    before = dict(os.environ)
+    yield
+    _restore(before)
+
+
 @pytest.fixture(autouse=True)
 def _environment_restored():
     """Each test sees the environment the session started with: the CLI run in-process sets
@@ -18,6 +34,4 @@ def _environment_restored():
     would otherwise reach every later test of this worker and the programs they start."""
     before = dict(os.environ)
     yield
-    for name in set(os.environ) - set(before):
-        del os.environ[name]
-    os.environ.update(before)
+    _restore(before)
