@@ -131,11 +131,10 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     rules: dict[str, Rule] = {"ftl": follow_the_leader}
     rules |= {f"switch {a}": switch_when_significant(a) for a in (0.05, 0.1, 0.2)}
-    needed = sorted({p for e in EXPERT_SETS for p in e if p != "never"})
+    policies = sorted({p for e in EXPERT_SETS for p in e if p != "never"} | set(BENCHMARKED))
     verdicts: dict[tuple[str, tuple[str, ...]], list[tuple[float, float]]] = {}
     lines = []
     for stream in STREAMS:
-        policies = sorted(set(needed) | set(BENCHMARKED))
         means: dict[str, float] = {}
         selected: dict[tuple[str, tuple[str, ...]], float] = {}
         metric = ""

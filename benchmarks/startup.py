@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -82,9 +83,13 @@ def wall(command: list[str], env: dict[str, str], *, check: bool = True) -> floa
     return elapsed
 
 
-def median_wall(command: list[str], env: dict[str, str], *, check: bool = True) -> float:
-    """The median of three runs: one run of a 0.1 s command took 0.7 s on this VM, once."""
-    return sorted(wall(command, env, check=check) for _ in range(3))[1]
+def three_walls(
+    command: Callable[[int], list[str]], env: dict[str, str], *, check: bool = True
+) -> list[float]:
+    """Three runs' wall times, sorted (`command(i)` for run i): their median is what a row shows,
+    since single runs are noisy on this VM (one run of a 0.1 s command took 0.7 s, once; two demos
+    of one commit took 16 and 22 s)."""
+    return sorted(wall(command(i), env, check=check) for i in range(3))
 
 
 def ct(*args: str) -> list[str]:
@@ -171,7 +176,7 @@ def main() -> None:
             floor = wall([sys.executable, "-c", "pass"], env)
             rows.append(("python -c pass (floor)", floor, "", ""))
             helps = [
-                median_wall(ct(*c, "--help"), env)
+                three_walls(lambda _, c=c: ct(*c, "--help"), env)[1]
                 for c in (
                     [],
                     ["run"],
@@ -203,7 +208,7 @@ def main() -> None:
             }
             (work / "x.csv").write_text("a\n1\n")
             for name, command in errors.items():
-                seconds = median_wall(command, env, check=False)
+                seconds = three_walls(lambda _, c=command: c, env, check=False)[1]
                 rows.append(
                     (
                         f"pre-flight: {name} (median of 3)",
@@ -244,10 +249,7 @@ def main() -> None:
                 )
             )
             rows.append(("  the same step without Prefect (floor)", pure, "", ""))
-            # the median of three: two demos of one commit took 16 and 22 s on this noisy VM
-            demos = sorted(
-                wall(ct("demo", "--out", str(work / f"demo-out-{i}")), env) for i in range(3)
-            )
+            demos = three_walls(lambda i: ct("demo", "--out", str(work / f"demo-out-{i}")), env)
             demo_s = demos[1]
             rows.append(
                 (

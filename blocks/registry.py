@@ -38,7 +38,7 @@ from blocks.names import NAME_PATTERN, is_name
 from blocks.skops_io import load as _load_skops
 from blocks.storage import Store
 
-_load_skops()  # skops.io with its trusted lists cached (blocks/skops_io.py): 2-3 s less per process
+_load_skops()  # skops.io, its trusted lists cached (blocks/skops_io.py): 1-1.5 s less per process
 import skops.io  # noqa: E402
 
 _PACKAGES = ("prefect", "scikit-learn", "pandas", "numpy", "scipy", "pandera", "skops")

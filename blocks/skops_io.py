@@ -44,14 +44,16 @@ def versions() -> dict[str, str]:
     return {package: version(package) for package in PACKAGES}
 
 
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def trusted_lists(module: ModuleType) -> dict[str, list[str]]:
     """The type-name lists a `_trusted_types` module holds."""
     return {
         key: list(value)
         for key, value in vars(module).items()
-        if key.endswith("_NAMES")
-        and isinstance(value, list)
-        and all(isinstance(v, str) for v in value)
+        if key.endswith("_NAMES") and _is_names(value)
     }
 
 
@@ -60,10 +62,7 @@ def _cached(path: Path, wanted: dict[str, str]) -> dict[str, list[str]] | None:
         stored = json.loads(path.read_text())
         lists = stored["lists"]
         ok = stored["versions"] == wanted and isinstance(lists, dict) and lists
-        ok = ok and all(
-            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in lists.values()
-        )
-        return lists if ok else None
+        return lists if ok and all(_is_names(v) for v in lists.values()) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -2,8 +2,8 @@
 
 A config error, a data path that is missing, unreadable, a folder, outside the allowed roots or
 over the size limit, a registry that cannot be reached, and a backtest's --out folder that already
-holds an earlier backtest are reported in about a second, as one
-line, instead of after a server start-up and seconds of imports. Only light modules are imported
+holds an earlier backtest are reported in about a second, as one line, instead of after a server
+start-up and seconds of imports. Only light modules are imported
 here (pydantic, fsspec); the checks are the ones the flows run again (`tasks.sources`).
 """
 

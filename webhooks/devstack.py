@@ -90,12 +90,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             continue
-    alive = [p for p in descendants if p.is_running()]
-    for process in alive:
-        process.terminate()
-    _, left = psutil.wait_procs(alive, timeout=10)
+    _end([p for p in descendants if p.is_running()], terminate=True)
+
+
+def _end(processes: list[Any], *, terminate: bool) -> None:
+    """End psutil processes: SIGTERM first when `terminate` (else they get 10 s to end on their
+    own), SIGKILL what is left after 10 s, then wait for it."""
+    import psutil
+
+    if terminate:
+        for process in processes:
+            process.terminate()
+    _, left = psutil.wait_procs(processes, timeout=10)
     for process in left:
         process.kill()
+    psutil.wait_procs(left, timeout=10)
 
 
 class _StoppedOnExit:
@@ -343,10 +352,7 @@ class LocalStack(_StoppedOnExit):
                 left.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 continue
-        _, left = psutil.wait_procs(left, timeout=10)
-        for process in left:
-            process.kill()
-        psutil.wait_procs(left, timeout=10)
+        _end(left, terminate=False)
 
     def leftovers(self) -> list[int]:
         """PIDs of processes still pointed at this stack's server (e.g. a flow run its worker
