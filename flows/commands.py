@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from blocks.errors import RegistryError
+from flows import warm
 from flows.console import Output
 from flows.prefect_server import RECORDER_ENV, LocalServer, answers
 from flows.preflight import load_config
@@ -122,6 +123,15 @@ def _cmd_server(args: argparse.Namespace, out: Output) -> int:
             out.line(f"A Prefect server answers at {ui} ({owner}); its UI shows the runs.")
         else:
             out.line(f"No Prefect server answers at {ui}; the next command starts one.")
+        ready = warm.running()
+        if ready:
+            pids = ", ".join(str(p) for p, _ in ready)
+            out.line(
+                f"Warm processes (pid {pids}): commands fork from them instead of importing; "
+                f"each exits after {warm.IDLE_SECONDS / 60:.0f} min without commands."
+            )
+        else:
+            out.line("No warm process: the next command starts one (unless CT_WARM=0).")
         return 0
     if args.action == "start":
         if up:
@@ -130,6 +140,9 @@ def _cmd_server(args: argparse.Namespace, out: Output) -> int:
         pid = _start_server(server, out)
         out.line(f"Started the local Prefect server at {ui} (pid {pid}; log {server.log_file}).")
         return 0
+    ended = warm.stop_all()
+    if ended:
+        out.line(f"Stopped ct's warm processes (pid {', '.join(map(str, ended))}).")
     stopped = server.stop()
     if stopped is not None:
         out.line(f"Stopped the local Prefect server (pid {stopped}).")

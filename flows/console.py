@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 #: Pipes and CI logs get a readable, unwrapped width.
-WIDTH = None if sys.stdout.isatty() else 120
+PIPE_WIDTH = 120
 PROGRESS_KEY = "ct_progress"
 STAGE_KEY = "ct_stage"
 
@@ -29,9 +29,10 @@ class Output:
 
     def __init__(self, *, verbose: bool = False) -> None:
         self.verbose = verbose
-        self.console = Console(highlight=False, width=WIDTH)
-        self.err = Console(stderr=True, highlight=False, width=WIDTH)
-        self.live = sys.stdout.isatty()
+        self.live = sys.stdout.isatty()  # asked per Output: a warm process's fork gets a terminal
+        width = None if self.live else PIPE_WIDTH
+        self.console = Console(highlight=False, width=width)
+        self.err = Console(stderr=True, highlight=False, width=width)
 
     def line(self, text: str) -> None:
         self.console.print(text, soft_wrap=True)

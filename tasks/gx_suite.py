@@ -115,10 +115,12 @@ _WORKER: list[Executor] = []  # the one background process, made on first use
 def _worker() -> Executor:
     """The background process (spawned, not forked: a fork of a process that has used OpenMP can
     hang), shut down when this process exits. It is started by `warm_up`. A daemonic process (a
-    Dask worker) may not have children: there the suite runs in a background thread instead."""
+    Dask worker) may not have children, and a fork of ct's warm process (flows/warm.py) has GX
+    imported already (a new process would import it again, for seconds): there the suite runs in
+    a background thread instead."""
     if not _WORKER:
         pool: Executor
-        if multiprocessing.current_process().daemon:
+        if multiprocessing.current_process().daemon or "great_expectations" in sys.modules:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ct-quality")
         else:
             pool = ProcessPoolExecutor(

@@ -1,0 +1,458 @@
+"""ct's warm process: Prefect, pandas, scikit-learn and ct imported once, a fork per command.
+
+A CT step on 800 rows is about a second of work, but a fresh Python process spends 4-5 s importing
+Prefect, pandas, pandera, scikit-learn, skops and great-expectations before it can start, and a
+data scientist runs `python flows/ct.py run ...` dozens of times a day. So the first command
+starts one process in the background that imports all of that and then waits on a Unix socket;
+every later command parses its arguments and runs its pre-flight checks here (cheap), then hands
+its argv, working directory, environment and its own stdin/stdout/stderr (file descriptors,
+passed over the socket) to the warm process, which forks. The fork runs the command with the
+same code path as an in-process run (`flows.cli.main`) on this terminal, and reports its exit
+code. The fork gets a copy of everything imported; nothing the commands do is shared between
+them, as between two fresh processes. This is the pattern of CPython's own
+`multiprocessing.forkserver`, kept alive between commands.
+
+What keeps it correct:
+- **Same code.** A warm process is keyed by a fingerprint of ct's source files (path, size,
+  modification time), the installed packages (the site-packages folder's modification time), the
+  Python executable and the Prefect/ct environment variables read at import: change any and the
+  next command starts a new warm process; an old one exits after `IDLE_SECONDS` without commands.
+- **Fork safety.** Forking a process that runs threads (or has used OpenMP) can deadlock the
+  child. The warm process only imports, never trains or predicts, and checks that it still has
+  one thread before each fork; imports that start a thread end it (the command runs here instead).
+- **Fresh settings.** The fork applies the caller's environment, then rebuilds Prefect's settings
+  and logging configuration from it (`-v` and `PREFECT_*` take effect as in a fresh process).
+- **Only the caller's user.** The socket lives in a folder only its owner can enter.
+- **Learning what a command imports.** Libraries import more on first use (Prefect's engines,
+  pandera's dask and hypothesis hooks, an estimator's library): each fork records the installed
+  modules it imported, and the warm process imports them too, so the next command finds them
+  loaded. ct's own modules are never learned this way (they are covered by the fingerprint).
+
+`CT_WARM=0` runs every command in its own process, as before; `python flows/ct.py server stop`
+stops the warm processes with the Prefect server. No heavy import here: the CLI uses this before
+anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+#: ct's source folders whose files key a warm process.
+SOURCES = ("flows", "tasks", "blocks", "webhooks")
+#: What the warm process imports before its first fork.
+PRELOAD = ("flows.commands", "flows.ct", "flows.backtest", "great_expectations")
+#: Seconds a warm process waits for a command before it exits.
+IDLE_SECONDS = float(os.environ.get("CT_WARM_IDLE", "900"))
+#: Seconds the first command waits for a new warm process to be ready before running itself.
+START_TIMEOUT = 120.0
+#: Environment variables that the CLI sets per command: not part of the key (the fork applies them).
+PER_COMMAND = frozenset({"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"})
+_HEADER = struct.Struct("!Q")
+
+#: True in a fork of the warm process (the command runs here: no hand-over, no second timing line).
+CHILD = False
+
+
+def enabled() -> bool:
+    return os.environ.get("CT_WARM", "1").lower() not in {"0", "false", "no", "off"} and not CHILD
+
+
+def folder() -> Path:
+    """The per-user folder of sockets, PID files and logs (short: a socket path has ~100 bytes)."""
+    path = Path(tempfile.gettempdir()) / f"ct-warm-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{path} must belong to you alone (mode 700): remove it")
+    return path
+
+
+def fingerprint(root: Path = ROOT) -> str:
+    """What a warm process was started with; a different one needs a new process."""
+    files = []
+    for name in SOURCES:
+        for path in sorted((root / name).rglob("*.py")):
+            info = path.stat()
+            files.append((str(path.relative_to(root)), info.st_size, info.st_mtime_ns))
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith(("PREFECT_", "CT_", "PYTHON")) and k not in PER_COMMAND
+    )
+    blob = json.dumps(
+        [sys.executable, str(root), files, purelib.stat().st_mtime_ns, env, sys.path[1:]]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _root_key() -> str:
+    return hashlib.sha256(f"{sys.executable}|{ROOT}".encode()).hexdigest()[:8]
+
+
+def paths(key: str) -> tuple[Path, Path, Path]:
+    """(socket, PID file, log) of the warm process with this key."""
+    base = folder() / f"{_root_key()}-{key}"
+    return base.with_suffix(".sock"), base.with_suffix(".pid"), base.with_suffix(".log")
+
+
+def _learned_file() -> Path:
+    return folder() / f"{_root_key()}-learned.txt"
+
+
+# ---------------------------------------------------------------- client: the CLI's side
+def _connect(sock_path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(sock_path))
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def _send(conn: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    body = json.dumps(message).encode()
+    header = _HEADER.pack(len(body))
+    if fds:
+        socket.send_fds(conn, [header], list(fds))
+    else:
+        conn.sendall(header)
+    conn.sendall(body)
+
+
+def _receive(conn: socket.socket, fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
+    """One message (None when the other side closed first), and any descriptors sent with it."""
+    received: list[int] = []
+    if fds:
+        data, received, _, _ = socket.recv_fds(conn, _HEADER.size, fds)
+    else:
+        data = conn.recv(_HEADER.size)
+    while data and len(data) < _HEADER.size:
+        more = conn.recv(_HEADER.size - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) < _HEADER.size:
+        return None, received
+    (size,) = _HEADER.unpack(data)
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            return None, received
+        body += chunk
+    return json.loads(body), received
+
+
+def _start(key: str) -> subprocess.Popen[bytes]:
+    sock_path, _, log = paths(key)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.warm", key],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command, and not in its terminal's group
+        )
+
+
+def _ready(key: str, notice: Any) -> socket.socket | None:
+    """A connection to the warm process with this key, started (and waited for) if need be;
+    None if it could not start (the command then runs in its own process)."""
+    sock_path = paths(key)[0]
+    conn = _connect(sock_path)
+    if conn is not None:
+        return conn
+    notice(
+        "ct: starting a warm process (imports once, ~5 s; later commands skip that). "
+        "`python flows/ct.py server stop` ends it, CT_WARM=0 turns it off."
+    )
+    process = _start(key)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        conn = _connect(sock_path)
+        if conn is not None:
+            return conn
+        if process.poll() is not None:  # it failed (its log says why); maybe another won
+            return _connect(sock_path)
+        time.sleep(0.05)
+    return None
+
+
+def hand_over(argv: Sequence[str], notice: Any, *, verbose: bool = False) -> int | None:
+    """Run the command in a fork of the warm process, on this terminal; its exit code, or None
+    when no warm process could take it (the caller then runs it itself)."""
+    try:
+        key = fingerprint()
+        conn = _ready(key, notice)
+    except OSError:
+        return None
+    if conn is None:
+        return None
+    with conn:
+        request = {
+            "argv": list(argv),
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+        }
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            _send(conn, request, fds=[0, 1, 2])
+            started, _ = _receive(conn)
+        except OSError:
+            return None
+        if started is None:  # the warm process refused (e.g. it found a thread): run here
+            return None
+        pid = int(started["pid"])
+        if verbose:
+            notice(f"ct: running in a fork (pid {pid}) of the warm process (pid {started['warm']})")
+        return _wait(conn, pid)
+
+
+def _wait(conn: socket.socket, pid: int) -> int:
+    """The fork's exit code; Ctrl-C and SIGTERM here are passed on to it (it is not in this
+    terminal's process group)."""
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                done, _ = _receive(conn)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if done is None:
+        print("ct: the warm process ended the command without an exit code", file=sys.stderr)
+        return 1
+    return int(done["exit"])
+
+
+def running() -> list[tuple[int, Path]]:
+    """(PID, socket) of every warm process of this user that still lives."""
+    found = []
+    for pid_file in sorted(folder().glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        found.append((pid, pid_file.with_suffix(".sock")))
+    return found
+
+
+def stop_all(timeout: float = 10.0) -> list[int]:
+    """Stop every warm process of this user (SIGTERM, then SIGKILL); commands already running in
+    their forks finish. Returns their PIDs."""
+    pids = [pid for pid, _ in running()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    running()  # drops the PID files of those that ended
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of this very process counts as ended
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+# ---------------------------------------------------------------- server: the warm process
+def _installed(module: Any) -> bool:
+    """Is the module a library (stdlib or site-packages), not ct's or the user's own code?"""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return any(str(path).startswith(root + os.sep) for root in roots)
+
+
+def _import_all(names: Sequence[str]) -> None:
+    """Import each module; one that starts a thread makes forks unsafe: it is struck from the
+    learned list and this process ends (the command runs in its own process; the next one starts
+    a warm process without it)."""
+    import importlib
+    import threading
+
+    for name in names:
+        if name in sys.modules:
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+        if threading.active_count() > 1:
+            kept = [m for m in _learned() if m != name]
+            with contextlib.suppress(OSError):
+                _learned_file().write_text("".join(f"{m}\n" for m in kept))
+            raise RuntimeError(f"importing {name} started a thread: forks would not be safe")
+
+
+def _learned() -> list[str]:
+    """The installed modules earlier commands imported (once each, in the order first seen)."""
+    with contextlib.suppress(OSError):
+        return list(dict.fromkeys(_learned_file().read_text().split()))
+    return []
+
+
+def _reap(children: set[int]) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                continue
+        children.discard(pid)
+
+
+def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """In the fork: become the caller's process (fds, cwd, environment), run the command, report."""
+    global CHILD
+    CHILD = True
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    with contextlib.suppress(Exception):
+        sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
+    before = set(sys.modules)
+    code = 1
+    try:
+        _send(conn, {"pid": os.getpid(), "warm": os.getppid()})
+        import prefect.context
+        import prefect.logging.configuration
+
+        prefect.context.refresh_global_settings_context()
+        prefect.logging.configuration.setup_logging(incremental=False)
+        from flows.cli import main
+
+        sys.argv = [str(ROOT / "flows" / "ct.py"), *request["argv"]]
+        code = main(request["argv"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        code = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        import atexit
+
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        new = sorted(m for m in set(sys.modules) - before if _installed(sys.modules[m]))
+        with contextlib.suppress(OSError), open(_learned_file(), "a") as learned:
+            learned.write("".join(f"{m}\n" for m in new))
+        with contextlib.suppress(OSError):
+            _send(conn, {"exit": code})
+        os._exit(code)
+
+
+def serve(key: str) -> None:
+    """Import, listen on the key's socket, fork per command; exit after IDLE_SECONDS idle."""
+    sock_path, pid_file, _ = paths(key)
+    started = time.perf_counter()
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _import_all(PRELOAD)
+    _import_all(_learned())
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(sock_path))
+    except OSError:
+        if _connect(sock_path) is not None:  # another warm process with this key won the race
+            return
+        sock_path.unlink(missing_ok=True)
+        listener.bind(str(sock_path))
+    listener.listen(16)
+    listener.settimeout(1.0)
+    pid_file.write_text(str(os.getpid()))
+    print(f"warm process {key} ready in {time.perf_counter() - started:.1f} s", flush=True)
+
+    def leave(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    children: set[int] = set()
+    idle_since = time.monotonic()
+    try:
+        while True:
+            _reap(children)
+            if children:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_SECONDS:
+                return
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(None)
+                request, fds = _receive(conn, fds=3)
+                if request is None or len(fds) != 3:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                _import_all(_learned())
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    _child(conn, request, fds)
+                for fd in fds:
+                    os.close(fd)
+                children.add(pid)
+                idle_since = time.monotonic()
+    finally:
+        listener.close()
+        sock_path.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":  # `python -m flows.warm KEY`: serve from the module the CLI imports
+    from flows import warm
+
+    warm.serve(sys.argv[1])
