@@ -46,10 +46,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ct's source folders whose files key a warm process.
@@ -161,7 +162,7 @@ def _receive(conn: socket.socket, fds: int = 0) -> tuple[dict[str, Any] | None, 
 
 
 def _start(key: str) -> subprocess.Popen[bytes]:
-    sock_path, _, log = paths(key)
+    log = paths(key)[2]
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "flows.warm", key],
@@ -340,35 +341,37 @@ def _reap(children: set[int]) -> None:
         children.discard(pid)
 
 
-def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-    """In the fork: become the caller's process (fds, cwd, environment), run the command, report."""
+def _watch(conn: socket.socket, finished: threading.Event) -> None:
+    """In the fork, a thread: when the caller goes away (killed, or its terminal closed), the
+    command is interrupted as by Ctrl-C, rather than running on for no one."""
+    with contextlib.suppress(OSError):
+        conn.recv(1)  # the caller sends nothing more: this returns when it closes its end
+    if not finished.is_set():
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoReturn:
+    """In the fork: become the caller's process (fds, cwd, environment), run the command, report,
+    and exit; never returns into the warm process's loop."""
     global CHILD
     CHILD = True
-    for target, fd in enumerate(fds[:3]):
-        os.dup2(fd, target)
-        os.close(fd)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    with contextlib.suppress(Exception):
-        sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
+    finished = threading.Event()
     before = set(sys.modules)
     code = 1
     try:
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+            os.close(fd)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        with contextlib.suppress(Exception):
+            sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
         _send(conn, {"pid": os.getpid(), "warm": os.getppid()})
-        import prefect.context
-        import prefect.logging.configuration
-
-        prefect.context.refresh_global_settings_context()
-        prefect.logging.configuration.setup_logging(incremental=False)
-        from flows.cli import main
-
-        sys.argv = [str(ROOT / "flows" / "ct.py"), *request["argv"]]
-        code = main(request["argv"])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        threading.Thread(target=_watch, args=(conn, finished), daemon=True).start()
+        code = _command(request["argv"])
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         code = 130
@@ -376,21 +379,44 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
         import traceback
 
         traceback.print_exc()
-        code = 1
     finally:
-        import atexit
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing to interrupt
+        finished.set()
+        _finish(conn, code, before)
+    os._exit(code)
 
-        with contextlib.suppress(BaseException):
-            atexit._run_exitfuncs()
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        new = sorted(m for m in set(sys.modules) - before if _installed(sys.modules[m]))
-        with contextlib.suppress(OSError), open(_learned_file(), "a") as learned:
-            learned.write("".join(f"{m}\n" for m in new))
-        with contextlib.suppress(OSError):
-            _send(conn, {"exit": code})
-        os._exit(code)
+
+def _command(argv: list[str]) -> int:
+    """Run the CLI as a fresh process would, with this caller's settings."""
+    import prefect.context
+    import prefect.logging.configuration
+
+    prefect.context.refresh_global_settings_context()
+    prefect.logging.configuration.setup_logging(incremental=False)
+    from flows.cli import main
+
+    sys.argv = [str(ROOT / "flows" / "ct.py"), *argv]
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
+def _finish(conn: socket.socket, code: int, before: set[str]) -> None:
+    """What a process does at exit (Prefect drains its logs and events), then the exit code to the
+    caller; the installed modules this command imported go to the learned list."""
+    import atexit
+
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    new = sorted(m for m in set(sys.modules) - before if _installed(sys.modules[m]))
+    with contextlib.suppress(OSError), open(_learned_file(), "a") as learned:
+        learned.write("".join(f"{m}\n" for m in new))
+    with contextlib.suppress(OSError):
+        _send(conn, {"exit": code})
 
 
 def serve(key: str) -> None:
@@ -440,8 +466,11 @@ def serve(key: str) -> None:
                 _import_all(_learned())
                 pid = os.fork()
                 if pid == 0:
-                    listener.close()
-                    _child(conn, request, fds)
+                    try:
+                        listener.close()
+                        _child(conn, request, fds)
+                    finally:
+                        os._exit(70)  # whatever happened, the fork never serves
                 for fd in fds:
                     os.close(fd)
                 children.add(pid)

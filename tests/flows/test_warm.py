@@ -97,7 +97,14 @@ def test_commands_fork_from_one_warm_process_and_answer_as_in_their_own(
     outputs = []
     for batch in batches:
         done = cli(
-            env, "-v", "run", "--data", str(batch), "--state-dir", str(tmp_path / "warm"), probe=True
+            env,
+            "-v",
+            "run",
+            "--data",
+            str(batch),
+            "--state-dir",
+            str(tmp_path / "warm"),
+            probe=True,
         )
         assert done.returncode == 0, done.stderr
         # the caller parsed and checked, then handed over: it imported nothing heavy itself
@@ -126,11 +133,19 @@ def test_errors_and_exit_codes_reach_the_caller(warm_env, tmp_path):
     assert "error:" in done.stderr and "no-target.csv" in done.stderr, done.stderr
 
 
-def test_ctrl_c_reaches_the_command_in_the_fork(warm_env, batches, tmp_path):
-    env, _ = warm_env
+def start_step(env: dict[str, str], batch: Path, state: Path) -> tuple[subprocess.Popen[str], int]:
+    """A `run` handed to the warm process, once its flow has begun; (the caller, the fork's PID)."""
     client = subprocess.Popen(
-        [sys.executable, "flows/ct.py", "-v", "run", "--data", str(batches[0])]
-        + ["--state-dir", str(tmp_path / "state")],
+        [
+            sys.executable,
+            "flows/ct.py",
+            "-v",
+            "run",
+            "--data",
+            str(batch),
+            "--state-dir",
+            str(state),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -138,25 +153,42 @@ def test_ctrl_c_reaches_the_command_in_the_fork(warm_env, batches, tmp_path):
         text=True,
     )
     fork = None
+    assert client.stdout is not None
+    for line in client.stdout:
+        if "running in a fork (pid " in line:
+            fork = int(line.split("running in a fork (pid ")[1].split(")")[0])
+        if "Beginning flow run" in line:  # the step has started
+            break
+    assert fork is not None
+    return client, fork
+
+
+def gone(pid: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not running(pid)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "caller killed"])
+def test_the_command_in_the_fork_ends_with_its_caller(warm_env, batches, tmp_path, how):
+    env, _ = warm_env
+    client, fork = start_step(env, batches[0], tmp_path / "state")
     try:
-        assert client.stdout is not None
-        for line in client.stdout:
-            if "running in a fork (pid " in line:
-                fork = int(line.split("running in a fork (pid ")[1].split(")")[0])
-            if "Beginning flow run" in line:  # the step has started: interrupt it
-                client.send_signal(signal.SIGINT)
-                break
-        rest = client.communicate(timeout=120)[0]
+        if how == "ctrl-c":
+            client.send_signal(signal.SIGINT)  # passed on to the fork
+            rest = client.communicate(timeout=120)[0]
+            assert client.returncode == 130, rest
+            assert "Interrupted." in rest
+        else:
+            client.kill()  # no handler runs: the fork sees its caller's end of the socket close
+            client.wait()
+        assert gone(fork)
     finally:
         if client.poll() is None:
             client.kill()
-    assert fork is not None
-    assert client.returncode == 130, rest
-    assert "Interrupted." in rest
-    deadline = time.monotonic() + 10
-    while running(fork) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running(fork)
+        if running(fork):
+            os.kill(fork, signal.SIGKILL)
 
 
 def test_server_stop_stops_the_warm_processes(warm_env):
