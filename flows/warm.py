@@ -55,8 +55,10 @@ from typing import Any, NoReturn
 ROOT = Path(__file__).resolve().parents[1]
 #: ct's source folders whose files key a warm process.
 SOURCES = ("flows", "tasks", "blocks", "webhooks")
-#: What the warm process imports before its first fork.
+#: What the warm process imports before its first fork, and the warm-ups it calls (each must
+#: leave it single-threaded).
 PRELOAD = ("flows.commands", "flows.ct", "flows.backtest", "great_expectations")
+WARM_UPS = ("tasks.drift.kernels:warm_up",)
 #: Seconds a warm process waits for a command before it exits.
 IDLE_SECONDS = float(os.environ.get("CT_WARM_IDLE", "900"))
 #: Seconds the first command waits for a new warm process to be ready before running itself.
@@ -311,7 +313,6 @@ def _import_all(names: Sequence[str]) -> None:
     learned list and this process ends (the command runs in its own process; the next one starts
     a warm process without it)."""
     import importlib
-    import threading
 
     for name in names:
         if name in sys.modules:
@@ -322,7 +323,12 @@ def _import_all(names: Sequence[str]) -> None:
             kept = [m for m in _learned() if m != name]
             with contextlib.suppress(OSError):
                 _learned_file().write_text("".join(f"{m}\n" for m in kept))
-            raise RuntimeError(f"importing {name} started a thread: forks would not be safe")
+        _single_threaded(name)
+
+
+def _single_threaded(after: str) -> None:
+    if threading.active_count() > 1:
+        raise RuntimeError(f"{after} started a thread: forks would not be safe")
 
 
 def _learned() -> list[str]:
@@ -425,6 +431,10 @@ def serve(key: str) -> None:
     started = time.perf_counter()
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     _import_all(PRELOAD)
+    for name in WARM_UPS:
+        module, _, function = name.partition(":")
+        getattr(sys.modules[module], function)()
+        _single_threaded(name)
     _import_all(_learned())
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -454,7 +464,8 @@ def serve(key: str) -> None:
                 return
             try:
                 conn, _ = listener.accept()
-            except TimeoutError:
+            except TimeoutError:  # idle: load what the last commands imported, for the next
+                _import_all(_learned())
                 continue
             with conn:
                 conn.settimeout(None)
@@ -463,7 +474,6 @@ def serve(key: str) -> None:
                     for fd in fds:
                         os.close(fd)
                     continue
-                _import_all(_learned())
                 pid = os.fork()
                 if pid == 0:
                     try:

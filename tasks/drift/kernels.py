@@ -254,3 +254,15 @@ def ks_exact_equal_n(n: int, steps: int) -> float:
     if steps == 0:
         return 1.0
     return float(_prob_outside_square(n, steps))
+
+
+def warm_up() -> None:
+    """Load every kernel's compiled code now (from numba's cache beside this file, or compiled):
+    the first call in a process costs ~0.5 s. ct's warm process calls this once, so that the
+    commands it forks do not each pay it. Single-threaded, as a fork needs."""
+    values = np.array([0.0, 1.0])
+    numeric_tally(values, np.array([0.5]), 0.0)
+    for dtype in (np.int8, np.int16, np.int32, np.int64):  # pandas picks the codes' width
+        category_tally(np.zeros(2, dtype=dtype), 1)
+    compare_sorted(values, values)
+    ks_exact_equal_n(2, 1)

@@ -212,3 +212,19 @@ def test_changed_code_gets_a_new_warm_process(tmp_path):
     assert warm.fingerprint(tmp_path) == before
     module.write_text("VALUE = 22\n")
     assert warm.fingerprint(tmp_path) != before
+
+
+def test_the_warm_ups_leave_one_thread():
+    """A fork of a process with threads can deadlock: each warm-up must start none."""
+    code = (
+        "import sys, threading\n"
+        "from flows import warm\n"
+        "for name in warm.WARM_UPS:\n"
+        "    module, _, function = name.partition(':')\n"
+        "    __import__(module, fromlist=[function]).__dict__[function]()\n"
+        "print(threading.active_count())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.strip() == "1", done
