@@ -7,6 +7,7 @@ continuous training would have bought on this data.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.data import read_batch
 from tasks.errors import CTError, DataValidationError
+from tasks.fleet import wait_before_retry
 from tasks.format import png_markdown
 from tasks.release import Champion, champion_of, open_registry
 from tasks.report import (
@@ -135,7 +137,22 @@ def backtest(
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
         static = None if first is None else score_on_batch(first, source, metric)
-        state = continuous_training(source, config, plots=plots, return_state=True)
+        attempt = 0
+        while True:
+            attempt += 1
+            state = continuous_training(source, config, plots=plots, return_state=True)
+            error = None if state.is_completed() else state.result(raise_on_failure=False)
+            wait = wait_before_retry(error if isinstance(error, BaseException) else None, attempt)
+            if wait is None:
+                break
+            logger.warning(
+                "batch %d: the Prefect server was busy or unreachable (%s); the step runs again "
+                "in %d s",
+                number,
+                str(error).splitlines()[0],
+                wait,
+            )
+            time.sleep(wait)
         if state.is_completed():
             step: StepResult = state.result()
             metric = step.metric_name

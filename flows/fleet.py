@@ -40,15 +40,10 @@ from tasks.fleet import (
     fleet_rows,
     landing_of,
     model_config,
-    server_unavailable,
+    wait_before_retry,
     waiting,
 )
 from tasks.release import open_registry
-
-#: A CT step that failed because the Prefect server was busy or unreachable runs again, up to
-#: this many times in all, after 5 s, then 10 s (the client's own retries of a 503 span ~10 s).
-STEP_ATTEMPTS = 3
-RETRY_SECONDS = 5
 
 
 class ModelFailed(CTError):
@@ -97,14 +92,16 @@ def step_model(name: str, todo: list[str], already: int, config: CTConfig) -> Mo
     steps, failures, outcome, champion = 0, [], "", None
 
     def step(path: str) -> Any:
-        for attempt in range(1, STEP_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with without_heartbeats():  # 0.5-1 s of idle worker per step, to join the thread
                     return continuous_training(path, config, plots=False)
             except Exception as exc:
-                if attempt == STEP_ATTEMPTS or not server_unavailable(exc):
+                wait = wait_before_retry(exc, attempt)
+                if wait is None:
                     raise
-                wait = RETRY_SECONDS * attempt
                 logger.warning(
                     "Model %s, batch %s: the Prefect server was busy or unreachable (%s); the "
                     "step runs again in %d s (a step on a batch is done once, however often run)",
@@ -114,7 +111,6 @@ def step_model(name: str, todo: list[str], already: int, config: CTConfig) -> Mo
                     wait,
                 )
                 time.sleep(wait)
-        raise AssertionError("unreachable")
 
     for path in todo:
         try:

@@ -195,3 +195,19 @@ def server_unavailable(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+#: A CT step that failed on a busy or unreachable server runs again, up to this many attempts in
+#: all, after 5 s, then 10 s (the client's own retries of a 503 span ~10 s): a step on a batch is
+#: done once, however often it runs.
+STEP_ATTEMPTS = 3
+RETRY_SECONDS = 5
+
+
+def wait_before_retry(error: BaseException | None, attempt: int) -> int | None:
+    """Seconds to wait before running a step again after its attempt number `attempt` ended with
+    `error`; None when it should not run again (it succeeded, failed on its data or code, or has
+    had its attempts). The fleet and the backtest both use it."""
+    if error is None or attempt >= STEP_ATTEMPTS or not server_unavailable(error):
+        return None
+    return RETRY_SECONDS * attempt

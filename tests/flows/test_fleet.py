@@ -118,7 +118,7 @@ def test_a_busy_or_unreachable_server_is_told_apart_from_a_failing_step():
     on bad data or a bug, which would fail again."""
     import httpx
 
-    from tasks.fleet import server_unavailable
+    from tasks.fleet import server_unavailable, wait_before_retry
     from webhooks.devstack import free_port
 
     with pytest.raises(httpx.ConnectError) as refused:  # nothing listens there
@@ -142,3 +142,8 @@ def test_a_busy_or_unreachable_server_is_told_apart_from_a_failing_step():
     assert server_unavailable(status(503)) and server_unavailable(wrapped(status(503)))
     assert not server_unavailable(status(400)) and not server_unavailable(status(404))
     assert not server_unavailable(wrapped(ValueError("column 'x' is missing")))
+    # the fleet and the backtest run such a step again, twice, after 5 s then 10 s
+    assert [wait_before_retry(wrapped(status(503)), n) for n in (1, 2, 3)] == [5, 10, None]
+    assert wait_before_retry(refused.value, 1) == 5
+    assert wait_before_retry(wrapped(ValueError("column 'x' is missing")), 1) is None
+    assert wait_before_retry(None, 1) is None  # it succeeded
