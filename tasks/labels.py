@@ -25,11 +25,15 @@ _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 
 
+def typed_number(series: pd.Series) -> bool:
+    """A column whose every present value is a number already (booleans and nullable dtypes
+    included), so none can fail to parse."""
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
 def parse_numbers(series: pd.Series) -> pd.Series:
     """Floats; values that do not parse become NaN (bool and nullable dtypes included)."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(float)
-    if pd.api.types.is_numeric_dtype(series):
+    if typed_number(series):
         return series.astype(float)
     return pd.to_numeric(series, errors="coerce").astype(float)
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.data import BadLine
 from tasks.errors import DataValidationError
-from tasks.labels import normalize_labels, parse_numbers
+from tasks.labels import normalize_labels, parse_numbers, typed_number
 from tasks.validate.contract import FeatureSpec
 
 RAGGED = "csv_fields"
@@ -102,7 +102,7 @@ def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[
     for column in numbers:
         raw = frame[column]
         values = parse_numbers(raw)
-        if not _typed_number(raw):
+        if not typed_number(raw):
             note(column, NUMBER, values.isna() & raw.notna())
         out[column] = values
     if spec.task == "classification":
@@ -124,11 +124,6 @@ def _coerce(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, list[
         note(spec.time_column, "coerce_dtype('datetime64[ns]')", times.isna() & raw.notna())
         out[spec.time_column] = times.dt.tz_convert(None).astype("datetime64[ns]")
     return pd.DataFrame(out, index=frame.index, copy=False), failures  # no block consolidation
-
-
-def _typed_number(raw: pd.Series) -> bool:
-    """A column whose every present value is a number already (so none can fail to parse)."""
-    return pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)
 
 
 def bounds_rule(low: float | None, high: float | None) -> str:
