@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from flows import warm
 from flows.prefect_server import RECORDER_ENV
 from webhooks.devstack import free_port, stop, wait_for
 
@@ -140,7 +141,15 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}/api"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env |= {"PREFECT_HOME": str(work / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        # the backtests fork from ct's warm process (flows/warm.py), whose socket folder is kept
+        # here (TMPDIR) so that it is stopped, by its PID, at the end
+        (work / "w").mkdir(exist_ok=True)
+        env |= {
+            "PREFECT_HOME": str(work / "home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "CT_WARM": "1",
+            "TMPDIR": str(work / "w"),
+        }
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -171,6 +180,8 @@ def main() -> None:
                     )
                 )
         finally:
+            for where in (work / "w").glob("ct-warm-*"):
+                warm.stop_all(where=where)
             stop(server)
     print(
         "Prequential metric of the serving champion (every batch after the first, before "

@@ -16,16 +16,14 @@ baseline) and forked from ct's warm process (flows/warm.py; started by an untime
 Targets (issue 15), for the warm process: --help < 0.5 s; pre-flight errors < 1.5 s; one 800-row
 `run` <= 4 s wall (the median of three runs); the 12-batch demo <= 15 s wall (the median of
 three); backtest overhead <= 0.3 s per batch.
-Usage: `.venv/bin/python benchmarks/startup.py` (about 5 minutes; `--batches N` for the long
+Usage: `.venv/bin/python benchmarks/startup.py` (about 8 minutes; `--batches N` for the long
 backtest, default 50).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from flows import warm
 from flows.prefect_server import RECORDER_ENV
 from tasks.streams import write_stream
 from webhooks.devstack import free_port, stop, wait_for
@@ -320,9 +319,8 @@ def main() -> None:
             share = (flow_s - tasks_s) / long_s
             rows.append(("  overhead as a share of the backtest's wall time", share, "", ""))
         finally:
-            for pid_file in (work / "w").glob("ct-warm-*/*.pid"):  # the warm process, by PID
-                with contextlib.suppress(ValueError, ProcessLookupError):
-                    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            for where in (work / "w").glob("ct-warm-*"):  # the warm process, by its PID
+                warm.stop_all(where=where)
             stop(server)
     print(f"Local Prefect server started in {server_start:.1f} s (paid once, not per command).\n")
     print(f"| {'what':62} | {'seconds':>8} | {'target':>8} | {'':6} |")

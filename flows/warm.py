@@ -255,10 +255,11 @@ def _wait(conn: socket.socket, pid: int) -> int:
     return int(done["exit"])
 
 
-def running() -> list[tuple[int, Path]]:
-    """(PID, socket) of every warm process of this user that still lives."""
+def running(where: Path | None = None) -> list[tuple[int, Path]]:
+    """(PID, socket) of every warm process of this user that still lives (in `where`, a folder
+    a caller's TMPDIR made, else in this process's)."""
     found = []
-    for pid_file in sorted(folder().glob("*.pid")):
+    for pid_file in sorted((where or folder()).glob("*.pid")):
         try:
             pid = int(pid_file.read_text().strip())
             os.kill(pid, 0)
@@ -269,10 +270,10 @@ def running() -> list[tuple[int, Path]]:
     return found
 
 
-def stop_all(timeout: float = 10.0) -> list[int]:
+def stop_all(timeout: float = 10.0, where: Path | None = None) -> list[int]:
     """Stop every warm process of this user (SIGTERM, then SIGKILL); commands already running in
     their forks finish. Returns their PIDs."""
-    pids = [pid for pid, _ in running()]
+    pids = [pid for pid, _ in running(where)]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -283,7 +284,7 @@ def stop_all(timeout: float = 10.0) -> list[int]:
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    running()  # drops the PID files of those that ended
+    running(where)  # drops the PID files of those that ended
     return pids
 
 
