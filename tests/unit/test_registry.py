@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -280,11 +281,12 @@ def test_an_alias_can_be_cleared_but_never_the_champion(registry, model):
         registry.set_alias("m", "champion", None, expected=None)
 
 
-def _churn(registry: ModelRegistry, seed: int) -> None:
-    """Register and promote forever, until killed."""
+def _churn(registry: ModelRegistry, seed: int, ready: Any) -> None:
+    """Register and promote forever, until killed; `ready` is set once the writing starts."""
     mine = _fresh(registry)
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     rng = np.random.default_rng(seed)
+    ready.set()
     while True:
         version = mine.register(
             "m",
@@ -303,8 +305,12 @@ def test_sigkill_at_random_moments_leaves_a_consistent_registry(registry, model)
     trials = 50
     checked: set[int] = set()
     for trial in range(trials):
-        proc = FORK.Process(target=_churn, args=(registry, trial))
+        ready = FORK.Event()
+        proc = FORK.Process(target=_churn, args=(registry, trial, ready))
         proc.start()
+        # the random moment counts from when the writing starts, not from the fork: on a loaded
+        # machine starting the process alone took most of the window
+        assert ready.wait(60)
         time.sleep(float(rng.uniform(0.05, 0.6)))
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
