@@ -14,10 +14,14 @@ of them. Policies available as experts (`policies.py --keep DIR --modes ...` wri
 `never` (the first champion), `always`, `batch`, and the same with the training window cut to the
 new batch alone (`always-h0`, `batch-h0`: `retrain.history_batches: 0`).
 
-Rules replayed, each starting from `batch` (what the default serves today):
+Rules replayed, each starting from the first policy of its set of experts (`batch`, what the
+default serves today, or `never`, `shadow`, `both`: the ones that promote nothing unseen):
 - `ftl`: follow the leader, the policy with the best mean metric so far;
 - `switch a`: move to another policy only when it beat the one served, batch by batch, in a
-  one-sided t-test over the batches so far at level `a` (the largest t among those that pass).
+  one-sided t-test over the batches so far at level `a` (the largest t among those that pass);
+  `switch a, last w`: the same over the last `w` batches only.
+Many rules and sets are tried on the same seeds, so a rule that holds here must be confirmed on
+other seeds (`--seeds 4,5` after `policies.py --seeds 4,5 --keep DIR ...`).
 
 The verdict uses issue 14's bar: the best of never-updated, always, batch, shadow, both and auto
 (policies.py's modes), read from the same DIR.
@@ -41,11 +45,17 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
 
+#: Sets of experts; a selection starts by serving the first.
 EXPERT_SETS: list[tuple[str, ...]] = [
     ("batch", "never", "always"),
     ("batch", "never", "always-h0"),
     ("batch", "never", "batch-h0"),
     ("batch", "never", "always", "always-h0", "batch-h0"),
+    ("never", "batch", "always", "always-h0", "batch-h0"),
+    ("shadow", "never", "batch", "always", "always-h0", "batch-h0"),
+    ("both", "never", "batch", "always", "always-h0", "batch-h0"),
+    ("never", "batch", "always-h0"),
+    ("shadow", "batch", "always-h0"),
 ]
 #: The policies issue 14 names; a stream's best is the best of these and never-updated (the -h0
 #: experts are a means of the selection, not part of the bar).
@@ -65,14 +75,16 @@ def follow_the_leader(
     return best if totals[best] > totals[served] else served
 
 
-def switch_when_significant(alpha: float) -> Rule:
+def switch_when_significant(alpha: float, window: int | None = None) -> Rule:
     def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
-        """Move to the policy that beat the one served in a one-sided t-test over batches < t."""
+        """Move to the policy that beat the one served in a one-sided t-test over batches < t
+        (the last `window` of them, if set)."""
         if t < 2:
             return served
+        first = 0 if window is None else max(0, t - window)
         choice, strongest = served, 0.0
         for k in experts:
-            d = gains[k][:t] - gains[served][:t]
+            d = gains[k][first:t] - gains[served][first:t]
             if k == served or np.allclose(d, 0.0):
                 continue
             test = stats.ttest_1samp(d, 0.0, alternative="greater")
@@ -130,11 +142,30 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     rules: dict[str, Rule] = {"ftl": follow_the_leader}
-    rules |= {f"switch {a}": switch_when_significant(a) for a in (0.05, 0.1, 0.2)}
-    policies = sorted({p for e in EXPERT_SETS for p in e if p != "never"} | set(BENCHMARKED))
+    rules |= {f"switch {a}": switch_when_significant(a) for a in (0.05, 0.1, 0.2, 0.3)}
+    rules |= {
+        f"switch {a}, last {w}": switch_when_significant(a, w) for a in (0.1, 0.2) for w in (3, 5)
+    }
+
+    def kept(policy: str) -> bool:
+        return policy == "never" or (args.runs / f"demo-{policy}-{seeds[0]}").is_dir()
+
+    # the bar and the experts from the policies DIR holds (a policy never best may be left out)
+    benchmarked = [p for p in BENCHMARKED if kept(p)]
+    expert_sets = [e for e in EXPERT_SETS if all(map(kept, e))]
+    policies = sorted({p for e in expert_sets for p in e if p != "never"} | set(benchmarked))
     verdicts: dict[tuple[str, tuple[str, ...]], list[tuple[float, float]]] = {}
     lines = []
-    for stream in STREAMS:
+    streams = [  # those whose every backtest is there (the others are still running, or not run)
+        st
+        for st in STREAMS
+        if all(
+            (args.runs / f"{st}-{p}-{seed}" / "backtest.csv").is_file()
+            for p in policies
+            for seed in seeds
+        )
+    ]
+    for stream in streams:
         means: dict[str, float] = {}
         selected: dict[tuple[str, tuple[str, ...]], float] = {}
         metric = ""
@@ -145,13 +176,13 @@ def main() -> None:
             for k, v in values.items():
                 means[k] = means.get(k, 0.0) + float(v.mean()) / len(seeds)
             for name, rule in rules.items():
-                for experts in EXPERT_SETS:
+                for experts in expert_sets:
                     key = (name, experts)
                     selected[key] = selected.get(key, 0.0) + replay(
                         rule, gains, values, experts
                     ) / len(seeds)
         never = means["never"]
-        bar = ["never", *BENCHMARKED]
+        bar = ["never", *benchmarked]
         best_policy = max(bar, key=lambda k: points(means[k], never, metric))
         top = points(means[best_policy], never, metric)
         for key, value in selected.items():
@@ -162,15 +193,17 @@ def main() -> None:
             f"| {stream} | {metric} | "
             + " | ".join(f"{means[k]:.3f}" for k in shown)
             + f" | {best_policy} {means[best_policy]:.3f} | "
-            + f"{selected[('switch 0.2', EXPERT_SETS[-1])]:.3f} |"
+            + f"{selected[('switch 0.2', EXPERT_SETS[3])]:.3f} | "
+            + f"{selected[('switch 0.2', EXPERT_SETS[4])]:.3f} |"
         )
     print(
         f"Mean over seeds {args.seeds} of the served champion's metric, every batch after the first.\n"
     )
     print(
-        "| stream | metric | never | batch | always | batch-h0 | always-h0 | best policy | switch 0.2, all five |"
+        "| stream | metric | never | batch | always | batch-h0 | always-h0 | best policy | "
+        "switch 0.2 from batch | switch 0.2 from never |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     print(
         "\nThe rule (within 0.5 points of the best policy, at most 0.5 below never-updated), per selection:\n"
@@ -181,7 +214,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for (name, experts), gaps in verdicts.items():
         held = sum(keeps_rule(b, n) for b, n in gaps)
-        missed = [s for s, (b, n) in zip(STREAMS, gaps, strict=True) if not keeps_rule(b, n)]
+        missed = [s for s, (b, n) in zip(streams, gaps, strict=True) if not keeps_rule(b, n)]
         print(
             f"| {name} | {', '.join(experts)} | {held} of {len(gaps)} | "
             f"{max(b for b, _ in gaps):.1f} | {max(n for _, n in gaps):+.1f} | {', '.join(missed) or '-'} |"
