@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,22 @@ def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> p
         return pd.read_csv(out / "backtest.csv")
     config = work / f"{mode}.yaml"
     config.write_text(mode_config(mode))
-    result = subprocess.run(
+    for attempt in (1, 2):
+        result = _backtest(stream, config, out, seed, env)
+        # two backtests against one SQLite server: a 503 can outlast the client's retries outside
+        # a CT step (the step itself is run again by the backtest); run the cell once more
+        if result.returncode == 0 or "503" not in result.stderr or attempt == 2:
+            break
+        shutil.rmtree(out, ignore_errors=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{stream} {mode} seed {seed}: {result.stderr[-800:]}")
+    return pd.read_csv(out / "backtest.csv")
+
+
+def _backtest(
+    stream: str, config: Path, out: Path, seed: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "flows/ct.py",
@@ -90,9 +106,6 @@ def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> p
         capture_output=True,
         text=True,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"{stream} {mode} seed {seed}: {result.stderr[-800:]}")
-    return pd.read_csv(out / "backtest.csv")
 
 
 def keeps_rule(below_best: float, below_never: float) -> bool:
