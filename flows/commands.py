@@ -125,7 +125,7 @@ def _cmd_server(args: argparse.Namespace, out: Output) -> int:
             out.line(f"No Prefect server answers at {ui}; the next command starts one.")
         ready = warm.running()
         if ready:
-            pids = ", ".join(str(p) for p, _ in ready)
+            pids = ", ".join(map(str, ready))
             out.line(
                 f"Warm processes (pid {pids}): commands fork from them instead of importing; "
                 f"each exits after {warm.IDLE_SECONDS / 60:.0f} min without commands."

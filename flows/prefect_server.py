@@ -54,6 +54,21 @@ def answers(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def alive(pid: int) -> bool:
+    """Does the process live? An exited child of this very process lingers as a zombie until
+    reaped: it counts as ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
 @dataclass(frozen=True)
 class LocalServer:
     """The background server ct started (or would start) on this machine."""
@@ -75,18 +90,7 @@ class LocalServer:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        try:  # an exited child of this very process lingers as a zombie until reaped
-            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-                return None
-        except (OSError, IndexError):
-            pass
-        return pid
+        return pid if alive(pid) else None
 
     def start(self) -> int:
         """Start `prefect server start` detached, with ct's recorder settings; return its PID once

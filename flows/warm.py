@@ -52,6 +52,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from flows.prefect_server import alive
+
 ROOT = Path(__file__).resolve().parents[1]
 #: ct's source folders whose files key a warm process.
 SOURCES = ("flows", "tasks", "blocks", "webhooks")
@@ -255,58 +257,49 @@ def _wait(conn: socket.socket, pid: int) -> int:
     return int(done["exit"])
 
 
-def running(where: Path | None = None) -> list[tuple[int, Path]]:
-    """(PID, socket) of every warm process of this user that still lives (in `where`, a folder
-    a caller's TMPDIR made, else in this process's)."""
+def running(where: Path | None = None) -> list[int]:
+    """The PIDs of every warm process of this user that still lives (in `where`, a folder a
+    caller's TMPDIR made, else in this process's); the PID files of those that ended are dropped."""
     found = []
     for pid_file in sorted((where or folder()).glob("*.pid")):
         try:
             pid = int(pid_file.read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
+            pid = 0
+        if pid and alive(pid):
+            found.append(pid)
+        else:
             pid_file.unlink(missing_ok=True)
-            continue
-        found.append((pid, pid_file.with_suffix(".sock")))
     return found
 
 
 def stop_all(timeout: float = 10.0, where: Path | None = None) -> list[int]:
     """Stop every warm process of this user (SIGTERM, then SIGKILL); commands already running in
     their forks finish. Returns their PIDs."""
-    pids = [pid for pid, _ in running(where)]
+    pids = running(where)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     running(where)  # drops the PID files of those that ended
     return pids
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of this very process counts as ended
-        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
-
-
 # ---------------------------------------------------------------- server: the warm process
-def _installed(module: Any) -> bool:
-    """Is the module a library (stdlib or site-packages), not ct's or the user's own code?"""
-    path = getattr(module, "__file__", None)
-    if not path:
-        return False
-    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
-    return any(str(path).startswith(root + os.sep) for root in roots)
+def _installed(names: set[str]) -> list[str]:
+    """The modules among `names` that are libraries (stdlib or site-packages), not ct's or the
+    user's own code."""
+    paths = sysconfig.get_paths()
+    roots = tuple({paths[k] + os.sep for k in ("purelib", "platlib", "stdlib", "platstdlib")})
+    return sorted(
+        name for name in names if str(getattr(sys.modules[name], "__file__", "")).startswith(roots)
+    )
 
 
 def _import_all(names: Sequence[str]) -> None:
@@ -419,7 +412,7 @@ def _finish(conn: socket.socket, code: int, before: set[str]) -> None:
     with contextlib.suppress(BaseException):
         sys.stdout.flush()
         sys.stderr.flush()
-    new = sorted(m for m in set(sys.modules) - before if _installed(sys.modules[m]))
+    new = _installed(set(sys.modules) - before)
     with contextlib.suppress(OSError), open(_learned_file(), "a") as learned:
         learned.write("".join(f"{m}\n" for m in new))
     with contextlib.suppress(OSError):

@@ -8,7 +8,6 @@ How much faster it is is measured in benchmarks/startup.py, not here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -42,15 +41,8 @@ def warm_env() -> Iterator[tuple[dict[str, str], Path]]:
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
     }
     yield env, tmp
-    for pid_file in tmp.glob("ct-warm-*/*.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            pid = int(pid_file.read_text())
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while running(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+    for where in tmp.glob("ct-warm-*"):  # by PID: SIGTERM, then SIGKILL
+        warm.stop_all(where=where)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
