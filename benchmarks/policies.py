@@ -5,8 +5,8 @@ Each of 9 generated streams (tasks/streams.py: the demo, and `flips`, `regions`,
 1,200) is backtested with the real CT step (`python flows/ct.py demo --stream S --seed K`, a local
 Prefect server) under each policy: `always` (every candidate replaces the champion), `batch` (the
 paired test on the batch's held-back rows), `shadow` (a challenger judged on later batches), `both`
-(the batch test as a screen, then shadow evidence) and `auto` (the lane chosen from the model's
-track record, tasks/track_record.py). "never" is the never-updated first model, scored by the same
+(the batch test as a screen, then shadow evidence) and `auto` (the five lineages of
+tasks/selection.py, the one with the better record served). "never" is the never-updated first model, scored by the same
 backtests on the same batches.
 
 The prequential metric is the serving champion's on each batch after the first, before anything

@@ -41,7 +41,6 @@ from tasks.challenger import (
     current_challenger,
     drop_challenger,
     evidence_summary,
-    paired_improvements,
     start_challenger,
     weigh_challenger,
 )
@@ -77,18 +76,19 @@ from tasks.scan import (
     scan_dataset,
     training_sample,
 )
-from tasks.sources import ReadLimits
-from tasks.track_record import (
-    FAST_SCREEN_ALPHA,
-    WINDOW,
-    Lane,
-    Route,
-    TrackPoint,
-    fast_lane,
-    lane_summary,
-    read_track_record,
-    record_track_point,
+from tasks.selection import (
+    ALWAYS,
+    BATCH_ONLY,
+    LINEAGES,
+    START,
+    SelectionRecord,
+    alias_of,
+    append_record,
+    choose,
+    read_selection,
+    select_lineage,
 )
+from tasks.sources import ReadLimits
 from tasks.train import estimator_name, fit_floor, gate_inputs, report_metric, score
 from tasks.validate import (
     FeatureSpec,
@@ -593,14 +593,20 @@ def register_version(
     config: CTConfig,
     accepting: str | None,
     previous: int | None,
+    kind: str | None = None,
 ) -> ModelVersion:
     """Register the candidate with its contract and lineage (not yet champion or challenger);
-    a re-run of a step cut off after registering finds its version and registers no second."""
+    a re-run of a step cut off after registering finds its version and registers no second.
+    `kind`: which of gate.mode auto's two candidates ("window", "batch-only")."""
     spec, batch, name = checked.spec, checked.batch, config.dataset.name
     for number in registry.versions(name)[-3:]:
         earlier = registry.get(name, version=number)
         lineage = earlier.metadata.get("lineage", {})
-        if lineage.get("batch_id") == batch.batch_id and lineage.get("compared_with") == previous:
+        if (
+            lineage.get("batch_id") == batch.batch_id
+            and lineage.get("compared_with") == previous
+            and lineage.get("candidate") == kind
+        ):
             get_run_logger().info("Batch %s was registered as v%d already", batch.batch_id, number)
             return earlier
     contract = spec.with_classes(candidate.model.labels or [])
@@ -627,8 +633,10 @@ def register_version(
             "labels": candidate.model.labels,
             "trusted_types": list(config.model.trusted_types),
             "contract_accepted": accepting,
-            #: The champion it was judged against (gate.mode auto's track record needs it).
+            #: The model it was judged against.
             "compared_with": previous,
+            #: gate.mode auto: trained on the configured window or on the new batch alone.
+            "candidate": kind,
             #: A dataset: it learned from (and was gated on) a seeded sample of its valid rows.
             "sample": checked.sampled,
         },
@@ -740,7 +748,7 @@ def shadow_stage(
     gate, name = config.gate, config.dataset.name
     state = (
         current_challenger(registry, name)
-        if active and champion is not None and gate.mode in {"shadow", "both", "auto"}
+        if active and champion is not None and gate.mode in {"shadow", "both"}
         else None
     )
     if champion is None or state is None:
@@ -793,56 +801,160 @@ def shadow_stage(
     return Shadow(champion, state, None, [note])
 
 
-def choose_lane(
-    champion: Champion, checked: Checked, *, registry: ModelRegistry, config: CTConfig
-) -> tuple[Lane, str]:
-    """gate.mode auto: the lane for this step's candidate, from the model's track record. First,
-    the newest registered candidate adds its point: how it did on this batch, the first after it
-    was trained, against the champion it was judged with (whatever became of it)."""
-    name, trusted = config.dataset.name, list(config.model.trusted_types)
-    points, _ = read_track_record(registry, name, last=WINDOW)
-    newest = registry.get(name, version=max(registry.versions(name)))
-    baseline = newest.metadata.get("lineage", {}).get("compared_with")
-    recorded = any(p.version == newest.version for p in points)
-    if baseline is not None and not recorded:
-        models = {champion.version.version: champion}
-        for version in (newest.version, int(baseline)):
-            if version not in models:
-                models[version] = champion_of(
-                    registry, registry.get(name, version=version), trusted
+def lineage_versions(
+    registry: ModelRegistry, champion: Champion, *, run_id: str | None
+) -> dict[str, int]:
+    """gate.mode auto: each lineage's version. A lineage missing (auto just began) or under
+    another contract than the champion's (a new contract was accepted) starts the lineages again:
+    all at the champion, which is then the `never` lineage."""
+    name = champion.version.name
+    versions = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
+    contract = champion.version.metadata["schema"]["hash"]
+    if all(
+        v is not None and registry.get(name, version=v).metadata["schema"]["hash"] == contract
+        for v in versions.values()
+    ):
+        return cast(dict[str, int], versions)
+    start = champion.version.version
+    for k, v in versions.items():
+        if v != start:
+            registry.set_alias(
+                name, alias_of(k), start, expected=v, reason="gate.mode auto starts", run_id=run_id
+            )
+    get_run_logger().info("gate.mode auto: every lineage starts from v%d", start)
+    return dict.fromkeys(LINEAGES, start)
+
+
+def auto_stage(
+    champion: Champion,
+    checked: Checked,
+    *,
+    learn: bool,
+    registry: ModelRegistry,
+    config: CTConfig,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """gate.mode auto (tasks/selection.py): score every lineage on this batch before anything
+    learns from it (one record), train the two candidates and move each lineage by its rule,
+    then serve the chosen lineage's model. Returns the step's outcome fields."""
+    logger = get_run_logger()
+    name, gate, spec = config.dataset.name, config.gate, checked.spec
+    trusted, batch_id = list(config.model.trusted_types), checked.batch.batch_id
+    stage(logger, "scoring the lineages")
+    versions = lineage_versions(registry, champion, run_id=run_id)
+    models = {champion.version.version: champion}
+    for v in set(versions.values()) - set(models):
+        models[v] = champion_of(registry, registry.get(name, version=v), trusted)
+    records, sequence = read_selection(registry, name, last=gate.select_window)
+    records = [r for r in records if r.start == versions["never"]]
+    if records and records[-1].batch_id == batch_id:  # a re-run: scored before anything learned
+        record = records[-1]
+    else:
+        metric = report_metric(spec, gate.metric_for(spec.task))
+        scores = {v: float(score(m.model, checked.valid, spec, metric)) for v, m in models.items()}
+        record = SelectionRecord(
+            batch_id=batch_id,
+            start=versions["never"],
+            served=choose(records, alpha=gate.select_alpha, window=gate.select_window).chosen
+            if records
+            else START,
+            metric=metric,
+            higher_is_better=get_metric(metric).higher_is_better,
+            versions=versions,
+            metrics={k: scores[v] for k, v in versions.items()},
+        )
+        append_record(registry, name, record, expected=sequence)
+
+    # the lineages that learn: all but never, unless this batch already moved them (a re-run)
+    moving = [
+        k
+        for k in LINEAGES
+        if k != "never"
+        and learn
+        and models[versions[k]].version.metadata.get("lineage", {}).get("batch_id") != batch_id
+    ]
+    moves: list[str] = []
+    p_value: float | None = None
+    if moving:
+        stage(logger, "retraining")
+        history = config.retrain.history_batches
+        alone = config.model_copy(
+            update={"retrain": config.retrain.model_copy(update={"history_batches": 0})}
+        )
+        with without_heartbeats():
+            candidates = {"window": retrain(batch_id, spec, config)}
+            if any(k in BATCH_ONLY for k in moving):
+                candidates["batch-only"] = (
+                    candidates["window"] if history == 0 else retrain(batch_id, spec, alone)
                 )
-        candidate, before = models[newest.version], models[int(baseline)]
-        same_contract = candidate.spec.schema_hash() == before.spec.schema_hash()
-        if same_contract and not learned_from(candidate, checked):
-            d = paired_improvements(
-                before.model,
-                candidate.model,
-                checked.valid,
-                checked.spec,
-                config.gate.metric_for(checked.spec.task),
+        stage(logger, "gating and registering")
+        registered: dict[str, ModelVersion] = {}
+        passed: dict[str, bool] = {}
+        for kind, gated in (("window", "batch"), ("batch-only", "batch-h0")):
+            if kind not in candidates:
+                continue
+            baseline = models[versions[gated]]
+            decision = judge(candidates[kind], baseline, spec, config=config, accepting=False)
+            passed[kind] = decision.promote
+            if kind == "window":
+                p_value = decision.p_value
+            registered[kind] = register_version(
+                candidates[kind],
+                decision,
+                checked,
+                registry=registry,
+                config=config,
+                accepting=None,
+                previous=baseline.version.version,
+                kind=kind,
             )
-            challenger = registry.alias(name, CHALLENGER)
-            route: Route = (
-                "promoted"
-                if newest.version == champion.version.version
-                else "challenger"
-                if newest.version == challenger
-                else "not promoted"
-            )
-            points = record_track_point(
-                registry,
-                name,
-                TrackPoint(
-                    version=newest.version,
-                    baseline=int(baseline),
-                    batch_id=checked.batch.batch_id,
-                    rows=int(d.size),
-                    mean_improvement=float(d.mean()) if d.size else 0.0,
-                    route=route,
-                ),
-            )
-    lane: Lane = "fast" if fast_lane(points) else "challenger"
-    return lane, f"{lane} lane ({lane_summary(points)})"
+        for k in moving:
+            kind = "batch-only" if k in BATCH_ONLY else "window"
+            if k in ALWAYS or passed[kind]:
+                new = registered[kind].version
+                registry.set_alias(
+                    name,
+                    alias_of(k),
+                    new,
+                    expected=versions[k],
+                    reason=f"{kind} candidate of batch {batch_id}",
+                    run_id=run_id,
+                )
+                moves.append(f"{k} v{versions[k]}->v{new}")
+                versions[k] = new
+
+    choice = select_lineage(
+        registry, name, record, alpha=gate.select_alpha, window=gate.select_window
+    )
+    target = versions[choice.chosen]
+    previous = champion.version.version
+    if target != previous:
+        why = (
+            f"auto: {choice.chosen} beat {choice.served} over the last {choice.batches} batches "
+            f"(t {choice.evidence()['t']:.2f}, p {choice.evidence()['p_value']:.3g})"
+            if choice.switched
+            else f"auto: {choice.chosen} moved to v{target}"
+        )
+        crown(
+            registry.get(name, version=target),
+            registry=registry,
+            name=name,
+            previous=previous,
+            reason=why,
+            payload={"via": "selection", "lineage": choice.chosen, "evidence": choice.evidence()},
+        )
+    switched = f" (switched from {choice.served})" if choice.switched else ""
+    learned = ", ".join(moves) if moves else "no lineage moved" if learn else "no drift (on_drift)"
+    return {
+        "retrained": bool(moving),
+        "p_value": p_value,
+        "promoted": target != previous,
+        "outcome": f"auto: {choice.chosen} serves v{target}{switched}; {learned}",
+        "new_version": target if target != previous else None,
+        "champion_after": target,
+        "challenger": None,
+        "lineage": choice.chosen,
+    }
 
 
 def stage(logger: Any, name: str) -> None:
@@ -917,15 +1029,8 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
 
     gate = config.gate
     mode = gate.mode if champion is not None and accepting is None else "batch"
-    lane: Lane | None = None
-    lane_note = ""
-    if mode == "auto":
-        assert champion is not None
-        lane, lane_note = choose_lane(champion, checked, registry=registry, config=config)
-        logger.info("gate.mode auto: %s", lane_note)
-        mode = "batch" if lane == "fast" else "both"  # the challenger lane: a screen first
-    #: The screen's level: gate.screen_alpha before a challenger; its own in the fast lane.
-    screen = FAST_SCREEN_ALPHA if lane == "fast" else gate.screen_alpha if mode == "both" else None
+    #: The screen's level in mode both (the batch test at gate.screen_alpha).
+    screen = gate.screen_alpha if mode == "both" else None
 
     def result(**kw: Any) -> StepResult:
         """The step's outcome, once the quality suite (run meanwhile) is collected."""
@@ -937,7 +1042,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             if sampled
             else ""
         )
-        notes = [*shadow.notes, lane_note, sample_note, kw.pop("outcome")]
+        notes = [*shadow.notes, sample_note, kw.pop("outcome")]
         return StepResult(
             source=batch.source,
             batch_id=batch.batch_id,
@@ -952,16 +1057,24 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             quarantined=checked.outcome.rows_quarantined,
             quarantine_path=checked.quarantine_path,
             outcome="; ".join(n for n in notes if n),
-            lane=lane,
             **kw,
         )
 
-    keep = (mode == "shadow" and shadow.state is not None) or (
-        champion is not None
-        and not accepting
-        and config.retrain.policy == "on_drift"
-        and not (seen.drift is not None and seen.drift.drifted)
-    )
+    drifted = seen.drift is not None and seen.drift.drifted
+    learn = accepting or config.retrain.policy == "always" or champion is None or drifted
+    if mode == "auto":
+        assert champion is not None
+        return result(
+            **auto_stage(
+                champion,
+                checked,
+                learn=bool(learn),
+                registry=registry,
+                config=config,
+                run_id=run_id,
+            )
+        )
+    keep = (mode == "shadow" and shadow.state is not None) or not learn
     if keep:
         assert champion is not None
         version = champion.version.version
@@ -1002,10 +1115,9 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
         )
     previous = None if champion is None else champion.version.version
     challenger_now = None if shadow.state is None else shadow.state.version
-    # 6 register (in auto every candidate: its next batch is its track record); then promote by
-    # compare-and-swap, or (shadow, both) start it as the challenger
+    # 6 register; then promote by compare-and-swap, or (shadow, both) start it as the challenger
     registered: ModelVersion | None = None
-    if lane is not None or mode == "shadow" or decision.promote:
+    if mode == "shadow" or decision.promote:
         stage(logger, "registering")
         registered = register_version(
             candidate,
@@ -1015,18 +1127,6 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
             config=config,
             accepting=accepting,
             previous=previous,
-        )
-    if lane == "challenger" and decision.promote and challenger_now is not None:
-        assert registered is not None
-        return result(
-            retrained=True,
-            p_value=decision.p_value,
-            promoted=shadow.crowned is not None,
-            outcome=f"v{registered.version} passed the screen; kept back while challenger "
-            f"v{challenger_now} collects evidence",
-            new_version=shadow.crowned,
-            champion_after=previous,
-            challenger=challenger_now,
         )
     if mode != "shadow" and not decision.promote:
         announce(
@@ -1082,15 +1182,6 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     outcome = (
         "new contract" if accepting else ("promoted" if champion is not None else "first champion")
     )
-    if lane is not None and shadow.state is not None:  # judged against a champion now gone
-        drop_challenger(
-            registry,
-            name,
-            shadow.state,
-            reason=f"superseded: v{registered.version} promoted at once (fast lane)",
-            run_id=run_id,
-        )
-        challenger_now = None
     return result(
         retrained=True,
         p_value=decision.p_value,

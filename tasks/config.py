@@ -257,16 +257,19 @@ class GateConfig(_Section):
     #: How a candidate becomes champion. batch: the paired test on this batch's held-back rows.
     #: shadow: it becomes the challenger, judged on the batches that arrive after it by an
     #: anytime-valid test (no screen). both: the batch test, at screen_alpha, is a screen; a
-    #: candidate that passes becomes the challenger (replacing one). auto: every candidate is
-    #: registered and scored on its next batch (the model's track record); while the last three
-    #: gained there, one no worse on its own rows is promoted at once, otherwise it goes the way
-    #: of both without replacing a live challenger (tasks/track_record.py).
-    #: always: every candidate is promoted (a baseline for backtests, not a gate). Which fits
-    #: which stream is measured in benchmarks/policies.py (README, The challenger): batch on
-    #: steady drift, shadow or auto when rows cluster by region or regime.
+    #: candidate that passes becomes the challenger (replacing one). auto: five policies run side
+    #: by side as lineages of champions (never updated, batch, always, and the last two trained on
+    #: the new batch alone) and the one whose record beats the served one is served
+    #: (tasks/selection.py). always: every candidate is promoted (a baseline for backtests, not a
+    #: gate). Which fits which stream is measured in benchmarks/policies.py (README, The
+    #: challenger).
     mode: Literal["batch", "shadow", "both", "auto", "always"] = "batch"
-    #: The screen's one-sided level in modes both and auto.
+    #: The screen's one-sided level in mode both.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)
+    #: auto: switch to a lineage whose per-batch gain over the served one passes a one-sided
+    #: t-test at this level, over the last select_window batches.
+    select_alpha: float = Field(0.2, gt=0, le=0.5)
+    select_window: int = Field(10, ge=2)
     #: A challenger that has not won after this many batches is dropped.
     budget_batches: int = Field(10, ge=1)
     #: The challenger's evidence: rows per block (longer than the rows' dependence), and the

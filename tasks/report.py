@@ -43,9 +43,8 @@ class StepResult(BaseModel):
     champion_after: int | None
     #: The challenger after the step (gate.mode shadow or both), if one is collecting evidence.
     challenger: int | None = None
-    #: gate.mode auto: how this step's candidate was judged ("fast": promoted at once when it
-    #: passes the screen; "challenger": it must win on later batches).
-    lane: str | None = None
+    #: gate.mode auto: the lineage served after this step (tasks/selection.py).
+    lineage: str | None = None
 
 
 def batch_line(step: StepResult) -> str:
@@ -77,7 +76,7 @@ BACKTEST_COLUMNS = [
     "p_value",
     "new_version",
     "challenger",
-    "lane",
+    "lineage",
     "outcome",
 ]
 #: Metrics for which lower is better, as backtests show them.
@@ -107,7 +106,7 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
         "p_value": step.p_value,
         "new_version": step.new_version,
         "challenger": step.challenger,
-        "lane": step.lane,
+        "lineage": step.lineage,
         "outcome": step.outcome,
     }
 

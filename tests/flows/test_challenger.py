@@ -16,8 +16,8 @@ from blocks.registry import ModelRegistry
 from flows.ct import ALREADY, continuous_training
 from tasks.challenger import current_challenger, evidence_log
 from tasks.config import CTConfig
+from tasks.selection import LINEAGES, alias_of, choose, read_selection
 from tasks.streams import write_stream
-from tasks.track_record import fast_lane, read_track_record
 
 
 def config_for(root, name: str, mode: str, target: str = "churned") -> CTConfig:
@@ -123,30 +123,57 @@ def test_mode_both_screens_candidates_before_they_become_challengers(tmp_path, d
             assert decision["alpha"] == 0.2 and decision["p_value"] < 0.2  # the screen's level
 
 
-def test_mode_auto_keeps_a_track_record_and_chooses_the_lane_from_it(tmp_path):
-    """Every candidate is registered; on the next batch it and the champion it was judged with
-    are scored on the same rows (one point each, recomputed here with numpy); the fast lane is
-    taken exactly when the last three points are all gains."""
-    files = write_stream("slow-drift-regression", tmp_path / "files", batches=8, rows=300)
+def test_mode_auto_serves_the_lineage_whose_record_wins_and_each_lineage_is_its_own_policy(
+    tmp_path, events_until
+):
+    """auto runs the policies side by side: each lineage's score on every batch is what that
+    policy's own backtest (a separate registry, mode always or batch-h0) served there, and never's
+    is the first model's. The lineage served next is the switch rule's choice over the records,
+    recomputed here; the champion follows it, and a switch is announced with its test."""
+    files = [
+        str(p)
+        for p in write_stream("slow-drift-regression", tmp_path / "files", batches=7, rows=300)
+    ]
     name = "auto-slow"
-    config = config_for(tmp_path, name, "auto", target="y")
+    config = config_for(tmp_path / "auto", name, "auto", target="y")
     registry = ModelRegistry(url=config.registry_url)
-    steps = [continuous_training(str(path), config) for path in files]
-    assert steps[0].outcome == "first champion" and steps[0].lane is None
-    assert registry.versions(name) == list(range(1, len(steps) + 1))  # every candidate kept
-    points, _ = read_track_record(registry, name)
-    assert [p.version for p in points] == list(range(2, len(steps)))  # each judged next batch
-    for point, step in zip(points, steps[2:], strict=True):
-        assert point.batch_id == step.batch_id
+    steps = [continuous_training(path, config) for path in files]
+    assert steps[0].outcome == "first champion" and steps[0].lineage is None
+    alone = {"history_batches": 0}
+    policies = {
+        "always": config_for(tmp_path / "always", name, "always", target="y"),
+        "batch-h0": config_for(tmp_path / "h0", name, "batch", target="y").model_copy(
+            update={"retrain": config.retrain.model_copy(update=alone)}
+        ),
+    }
+    own = {k: [continuous_training(path, c) for path in files] for k, c in policies.items()}
+
+    records, _ = read_selection(registry, name, last=100)
+    assert [r.batch_id for r in records] == [s.batch_id for s in steps[1:]]  # one per batch
+    first = registry.load_model(name, version=1)
+    for k, (record, step) in enumerate(zip(records, steps[1:], strict=True), start=1):
         frame = pd.read_csv(step.source)
-        spec = registry.get(name, version=point.version).metadata["schema"]["spec"]
-        x, y = frame[spec["numeric"] + spec["categorical"]], frame["y"].to_numpy()
-        errors = [
-            np.abs(y - registry.load_model(name, version=v).predict(x))
-            for v in (point.baseline, point.version)
-        ]
-        assert point.mean_improvement == pytest.approx(float(np.mean(errors[0] - errors[1])))
-    for k, step in enumerate(steps[1:], start=1):
-        before = points[: max(0, k - 1)]  # the points known when step k chose its lane
-        assert step.lane == ("fast" if fast_lane(before) else "challenger"), step.outcome
-    assert any(s.lane == "fast" for s in steps), [s.outcome for s in steps]  # the drift pays
+        x, y = frame.drop(columns=["y"]), frame["y"].to_numpy()
+        assert record.metrics["never"] == pytest.approx(np.mean(np.abs(y - first.predict(x))))
+        for lineage, theirs in own.items():
+            assert record.metrics[lineage] == pytest.approx(theirs[k].champion_metric), lineage
+        # served: the rule's choice over the records before this batch; it scored what it served
+        expected = choose(records[: k - 1], alpha=0.2, window=10).chosen if k > 1 else "never"
+        assert record.served == expected
+        assert step.champion_metric == pytest.approx(record.metrics[record.served])
+        assert step.lineage == choose(records[:k], alpha=0.2, window=10).chosen
+    # the champion is the served lineage's model; the drift makes learning pay, and auto leaves never
+    final = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
+    assert registry.alias(name, "champion") == final[steps[-1].lineage]
+    assert final["never"] == 1 and steps[-1].lineage != "never", [s.outcome for s in steps]
+    events = events_until(
+        "ct.model.promoted",
+        f"ct.model.{name}",
+        lambda es: any(e["payload"].get("via") == "selection" for e in es),
+    )
+    switch = next(e["payload"] for e in events if e["payload"].get("via") == "selection")
+    assert switch["evidence"]["from"] == "never" and switch["evidence"]["p_value"] < 0.2
+    # a re-run of the last batch moves nothing and adds no record
+    again = continuous_training(files[-1], config)
+    assert again.outcome.startswith(ALREADY)
+    assert len(read_selection(registry, name, last=100)[0]) == len(records)

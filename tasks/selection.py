@@ -1,0 +1,211 @@
+"""`gate.mode: auto`: five policies run side by side, and the one with the better record serves.
+
+No single gate mode is right on every stream (benchmarks/policies.py, README "The challenger"):
+promoting at once wins under steady drift, never updating wins when rows cluster by region or the
+concept keeps reversing, and a model trained on the newest batch alone wins when the concept flips
+every few batches. Which case a stream is in shows in how the policies do on it, so `auto` runs
+them all as *lineages*, each its own line of champions sharing only the data:
+
+- `never`: the champion when `auto` began (the first model);
+- `batch`: the configured training window, promoted when it passes the paired gate against this
+  lineage's model;
+- `always`: the configured training window, promoted on every batch;
+- `batch-h0`, `always-h0`: the same with a candidate trained on the new batch alone.
+
+Two candidates are trained per step (the window, and the batch alone), whatever is served. Each
+lineage is a registry alias (`lineage-<name>`, moved by compare-and-swap like the champion). On
+every batch, before anything learns from it, every lineage's model is scored on the valid rows; the
+scores are one record of the model's selection log (`<name>/logs/selection/`, appended by
+compare-and-swap, one record per batch), with the lineage that served the batch.
+
+**The switch rule.** Serve `never` first. After each batch, for every other lineage k, take the
+per-batch differences d_t = g_k,t - g_served,t over the last `gate.select_window` records (g: the
+metric, signed so that larger is better) and the one-sided one-sample t-test of mean(d) > 0
+(t = mean(d) / (sd(d)/sqrt(n)), n - 1 degrees of freedom; scipy.stats.ttest_1samp). Switch to the
+lineage with the largest t among those with p < `gate.select_alpha`; a lineage identical to the
+served one on every batch (the same model) is not a contender. The champion alias then points at
+the chosen lineage's model (a `ct.model.promoted` event with `"via": "selection"` and the test).
+
+The rule is a replay of the policies' own backtests: no lineage depends on which one is served,
+so what `auto` serves on batch t is exactly what the chosen policy's champion scored there.
+Measured that way (benchmarks/selection.py on benchmarks/policies.py's backtests) before it was
+built, and with the real step since (README). The t-test over a window is not an anytime-valid
+test, nor needs to be: the switch costs nothing but a batch served by the other lineage, which is
+itself scored, so a wrong switch is undone by the same rule; alpha 0.2 trades a batch or two of
+waiting against switching on noise. Pure functions first; the Prefect task at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+from scipy import stats
+
+from blocks.registry import ModelRegistry
+
+LOG = "selection"
+#: The lineages, in the order ties are broken; the first is served first.
+LINEAGES = ("never", "batch", "always", "always-h0", "batch-h0")
+START = LINEAGES[0]
+#: Lineages trained on the new batch alone.
+BATCH_ONLY = frozenset({"always-h0", "batch-h0"})
+#: Lineages that take their candidate whatever the gate says.
+ALWAYS = frozenset({"always", "always-h0"})
+
+
+def alias_of(lineage: str) -> str:
+    return f"lineage-{lineage}"
+
+
+class SelectionRecord(BaseModel):
+    """Every lineage's metric on one batch, before anything learned from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch_id: str
+    #: The version every lineage started from (a new contract or a reset starts a new run).
+    start: int
+    #: The lineage that served this batch.
+    served: str
+    metric: str
+    higher_is_better: bool
+    versions: dict[str, int]
+    metrics: dict[str, float]
+
+    def gains(self) -> dict[str, float]:
+        sign = 1.0 if self.higher_is_better else -1.0
+        return {k: sign * v for k, v in self.metrics.items()}
+
+
+class Contender(BaseModel):
+    """One lineage against the served one over the window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lineage: str
+    mean_gain: float
+    t: float | None
+    p_value: float | None
+
+
+class Choice(BaseModel):
+    """The lineage to serve next, and the test behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    served: str
+    chosen: str
+    batches: int
+    contenders: list[Contender]
+
+    @property
+    def switched(self) -> bool:
+        return self.chosen != self.served
+
+    def evidence(self) -> dict[str, Any]:
+        """What travels in the promotion event."""
+        won = next((c for c in self.contenders if c.lineage == self.chosen), None)
+        return {
+            "from": self.served,
+            "to": self.chosen,
+            "batches": self.batches,
+            "mean_gain": None if won is None else won.mean_gain,
+            "t": None if won is None else won.t,
+            "p_value": None if won is None else won.p_value,
+        }
+
+
+def choose(records: list[SelectionRecord], *, alpha: float, window: int) -> Choice:
+    """The switch rule (module docstring) on the newest `window` records of the current run; the
+    served lineage is the newest record's."""
+    if not records:
+        return Choice(served=START, chosen=START, batches=0, contenders=[])
+    served = records[-1].served
+    recent = [r for r in records if r.start == records[-1].start][-window:]
+    gains = {k: np.array([r.gains()[k] for r in recent]) for k in LINEAGES}
+    chosen, strongest = served, 0.0
+    contenders = []
+    for k in LINEAGES:
+        if k == served:
+            continue
+        d = gains[k] - gains[served]
+        t = p = None
+        if len(d) >= 2 and not np.allclose(d, 0.0):
+            test = stats.ttest_1samp(d, 0.0, alternative="greater")
+            t, p = float(test.statistic), float(test.pvalue)
+            if p < alpha and t > strongest:
+                chosen, strongest = k, t
+        contenders.append(Contender(lineage=k, mean_gain=float(d.mean()), t=t, p_value=p))
+    return Choice(served=served, chosen=chosen, batches=len(recent), contenders=contenders)
+
+
+def read_selection(
+    registry: ModelRegistry, name: str, *, last: int
+) -> tuple[list[SelectionRecord], int]:
+    """The newest `last` records, oldest first, and the sequence of the last one (0: none)."""
+    raw = registry.read_log(name, LOG, last=last)
+    records = [SelectionRecord.model_validate(r["record"]) for r in raw]
+    return records, (int(raw[-1]["sequence"]) if raw else 0)
+
+
+def append_record(
+    registry: ModelRegistry, name: str, record: SelectionRecord, expected: int
+) -> int:
+    """One record per batch, by compare-and-swap on the log's sequence (of two racing steps one
+    writes, the other gets AliasConflictError)."""
+    return registry.append_log(
+        name, LOG, {"record": record.model_dump(mode="json")}, expected=expected
+    )
+
+
+def selection_markdown(name: str, record: SelectionRecord, choice: Choice, alpha: float) -> str:
+    """Every lineage's model and score on this batch, and its test against the served one."""
+    by_lineage = {c.lineage: c for c in choice.contenders}
+    lines = [
+        f"# {name}: auto serves `{choice.chosen}`"
+        + (f" (switched from `{choice.served}`)" if choice.switched else ""),
+        "",
+        f"Batch `{record.batch_id}`, served by `{record.served}`. Each lineage's {record.metric} "
+        f"on it before anything learned from it; the one-sided t-test of its per-batch gain over "
+        f"`{choice.served}` across the last {choice.batches} batches (switch at p < {alpha}).",
+        "",
+        f"| lineage | version | {record.metric} | mean gain | t | p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in LINEAGES:
+        c = by_lineage.get(k)
+        mark = " **served next**" if k == choice.chosen else ""
+        t = "-" if c is None or c.t is None else f"{c.t:.2f}"
+        p = "-" if c is None or c.p_value is None else f"{c.p_value:.3g}"
+        gain = "-" if c is None else f"{c.mean_gain:+.4f}"
+        lines.append(
+            f"| `{k}`{mark} | v{record.versions[k]} | {record.metrics[k]:.4f} | {gain} | {t} | {p} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- Prefect task
+@task(name="select-lineage", cache_policy=NO_CACHE)
+def select_lineage(
+    registry: ModelRegistry, name: str, record: SelectionRecord, *, alpha: float, window: int
+) -> Choice:
+    """Choose the lineage to serve from the log (this batch's record included), log it and
+    publish the `selection` artifact."""
+    records, _ = read_selection(registry, name, last=window)
+    choice = choose(records, alpha=alpha, window=window)
+    get_run_logger().info(
+        "auto: %s serves next%s",
+        choice.chosen,
+        f" (switched from {choice.served}: {choice.evidence()})" if choice.switched else "",
+    )
+    create_markdown_artifact(
+        key="selection",
+        markdown=selection_markdown(name, record, choice, alpha),
+        description=f"{name}: auto serves {choice.chosen}",
+    )
+    return choice
