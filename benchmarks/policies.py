@@ -53,7 +53,7 @@ STREAMS = [
     "stable-regression",
 ]
 MODES = ["always", "batch", "shadow", "both", "auto"]
-DEFAULT = "batch"  # what CTConfig().gate.mode is; the rule below is checked for it
+DEFAULT = "auto"  # what CTConfig().gate.mode is; the rule below is checked for it
 
 
 def mode_config(mode: str) -> str:

@@ -935,13 +935,21 @@ def auto_stage(
             if choice.switched
             else f"auto: {choice.chosen} moved to v{target}"
         )
+        crowned = registry.get(name, version=target)
         crown(
-            registry.get(name, version=target),
+            crowned,
             registry=registry,
             name=name,
             previous=previous,
             reason=why,
-            payload={"via": "selection", "lineage": choice.chosen, "evidence": choice.evidence()},
+            payload={
+                "decision": decision_summary(
+                    GateDecision.model_validate(crowned.metadata["decision"])
+                ),
+                "via": "selection",
+                "lineage": choice.chosen,
+                "evidence": choice.evidence(),
+            },
         )
     switched = f" (switched from {choice.served})" if choice.switched else ""
     learned = ", ".join(moves) if moves else "no lineage moved" if learn else "no drift (on_drift)"

@@ -263,7 +263,7 @@ class GateConfig(_Section):
     #: (tasks/selection.py). always: every candidate is promoted (a baseline for backtests, not a
     #: gate). Which fits which stream is measured in benchmarks/policies.py (README, The
     #: challenger).
-    mode: Literal["batch", "shadow", "both", "auto", "always"] = "batch"
+    mode: Literal["batch", "shadow", "both", "auto", "always"] = "auto"
     #: The screen's one-sided level in mode both.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)
     #: auto: switch to a lineage whose per-batch gain over the served one passes a one-sided

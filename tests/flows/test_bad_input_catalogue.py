@@ -35,6 +35,9 @@ def setup(tmp_path_factory):
             {
                 "state_dir": str(root / "state"),
                 "retrain": {"policy": "on_drift"},
+                # the per-batch gate: a kept batch changes the registry only when a candidate
+                # wins (under the default, auto, every learning step registers two candidates)
+                "gate": {"mode": "batch"},
                 "validation": {"allowed_roots": [str(landing)], "max_bytes": 1_000_000},
                 "dataset": {
                     "classes": [0, 1],  # declared: a closed set

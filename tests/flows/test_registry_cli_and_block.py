@@ -11,12 +11,16 @@ from tasks.demo import write_demo_stream
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A registry with v1 (first champion) and v2 (promoted after the abrupt drift)."""
+    """A registry with v1 (first champion) and v2 (promoted by the per-batch gate after the
+    abrupt drift)."""
     root = tmp_path_factory.mktemp("reg")
     files = write_demo_stream(root / "data", n_batches=6, rows=600)
     state = str(root / "state")
+    config = root / "ct.yaml"
+    config.write_text("gate:\n  mode: batch\n")
     for index in (0, 5):
-        assert main(["run", "--data", str(files[index]), "--state-dir", state]) == 0
+        run = ["run", "--data", str(files[index]), "--state-dir", state, "--config", str(config)]
+        assert main(run) == 0
     registry = ModelRegistry(url=f"{state}/registry")
     assert registry.aliases("demo") == {"champion": 2, "previous": 1}
     return registry, files

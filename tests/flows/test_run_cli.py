@@ -13,7 +13,7 @@ from tasks.demo import write_demo_stream
 def state(tmp_path_factory):
     """A state folder with a first champion trained by `run` on batch 1."""
     root = tmp_path_factory.mktemp("run")
-    files = write_demo_stream(root / "data", n_batches=7, rows=600)
+    files = write_demo_stream(root / "data", n_batches=8, rows=600)
     assert main(["run", "--data", str(files[0]), "--state-dir", str(root / "state")]) == 0
     return root, files
 
@@ -26,12 +26,24 @@ def test_first_run_trains_a_champion_that_beats_the_floor(state):
     assert decision["baseline"] == "floor" and decision["p_value"] < 0.05
 
 
-def test_abrupt_drift_batch_is_detected_and_promoted(state, capsys):
+def test_abrupt_drift_is_detected_and_learned_and_served_once_the_record_shows_it(state, capsys):
+    """Under the default (gate.mode auto) the drifted batch is learned by every lineage at once;
+    the champion moves when the lineages' record on the batches after it beats never-updated."""
     root, files = state
-    assert main(["run", "--data", str(files[5]), "--state-dir", str(root / "state")]) == 0
+    state_dir = str(root / "state")
+    assert main(["run", "--data", str(files[5]), "--state-dir", state_dir]) == 0
     out = capsys.readouterr().out
-    assert "DRIFT" in out and "promoted" in out
-    assert ModelRegistry(url=str(root / "state" / "registry")).aliases("demo")["champion"] == 2
+    assert "DRIFT" in out and "auto: never serves v1" in out and "always v1->v2" in out
+    registry = ModelRegistry(url=f"{state_dir}/registry")
+    assert (
+        registry.aliases("demo")["champion"] == 1
+        and registry.aliases("demo")["lineage-always"] == 2
+    )
+    for path in files[6:]:
+        assert main(["run", "--data", str(path), "--state-dir", state_dir]) == 0
+    out = capsys.readouterr().out
+    assert "(switched from never)" in out, out
+    assert registry.aliases("demo")["champion"] > 1
 
 
 @pytest.mark.parametrize(
