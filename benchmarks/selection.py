@@ -45,6 +45,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
 
+from tasks.config import GateConfig
+
 #: Sets of experts; a selection starts by serving the first.
 EXPERT_SETS: list[tuple[str, ...]] = [
     ("batch", "never", "always"),
@@ -135,6 +137,31 @@ def replay(
     return float(np.mean(scores))
 
 
+def check_auto(runs: Path, streams: list[str], seeds: list[int], rule: Rule) -> str:
+    """gate.mode auto runs this rule for real: its backtests must serve, batch by batch, what the
+    replay of the rule serves (the largest difference over every batch of every backtest)."""
+    experts = EXPERT_SETS[4]  # never first, as tasks/selection.LINEAGES
+    largest, batches = 0.0, 0
+    for stream in streams:
+        for seed in seeds:
+            metric, values = series(runs, stream, seed, [e for e in experts if e != "never"])
+            sign = 1.0 if metric == "accuracy" else -1.0
+            gains = {k: sign * v for k, v in values.items()}
+            served, replayed = experts[0], []
+            for t in range(len(values["never"])):
+                served = rule(gains, t, served, experts)
+                replayed.append(values[served][t])
+            auto = read(runs, stream, "auto", seed)
+            assert auto is not None
+            real = auto[auto["batch"] > 1]["metric_champion"].to_numpy(float)
+            largest = max(largest, float(np.abs(real - np.array(replayed)).max()))
+            batches += len(real)
+    return (
+        f"gate.mode auto against the replay of its rule from never: {batches} batches "
+        f"of {len(streams) * len(seeds)} backtests, largest difference {largest:.3g}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="the DIR policies.py --keep wrote")
@@ -196,6 +223,10 @@ def main() -> None:
             + f"{selected[('switch 0.2', EXPERT_SETS[3])]:.3f} | "
             + f"{selected[('switch 0.2', EXPERT_SETS[4])]:.3f} |"
         )
+    if kept("auto"):
+        gate = GateConfig()  # the rule auto runs, with its defaults
+        rule = switch_when_significant(gate.select_alpha, gate.select_window)
+        print(check_auto(args.runs, streams, seeds, rule) + "\n")
     print(
         f"Mean over seeds {args.seeds} of the served champion's metric, every batch after the first.\n"
     )
