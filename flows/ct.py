@@ -924,7 +924,12 @@ def auto_stage(
                 versions[k] = new
 
     choice = select_lineage(
-        registry, name, record, alpha=gate.select_alpha, window=gate.select_window
+        registry,
+        name,
+        record,
+        after=dict(versions),
+        alpha=gate.select_alpha,
+        window=gate.select_window,
     )
     target = versions[choice.chosen]
     previous = champion.version.version

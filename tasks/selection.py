@@ -166,8 +166,11 @@ def append_record(
     )
 
 
-def selection_markdown(name: str, record: SelectionRecord, choice: Choice, alpha: float) -> str:
-    """Every lineage's model and score on this batch, and its test against the served one."""
+def selection_markdown(
+    name: str, record: SelectionRecord, choice: Choice, alpha: float, after: dict[str, int]
+) -> str:
+    """Every lineage's model and score on this batch, its test against the served one, and its
+    model after learning from the batch (`after`)."""
     by_lineage = {c.lineage: c for c in choice.contenders}
     lines = [
         f"# {name}: auto serves `{choice.chosen}`"
@@ -177,8 +180,8 @@ def selection_markdown(name: str, record: SelectionRecord, choice: Choice, alpha
         f"on it before anything learned from it; the one-sided t-test of its per-batch gain over "
         f"`{choice.served}` across the last {choice.batches} batches (switch at p < {alpha}).",
         "",
-        f"| lineage | version | {record.metric} | mean gain | t | p |",
-        "|---|---|---|---|---|---|",
+        f"| lineage | scored | {record.metric} | mean gain | t | p | after this batch |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k in LINEAGES:
         c = by_lineage.get(k)
@@ -187,7 +190,8 @@ def selection_markdown(name: str, record: SelectionRecord, choice: Choice, alpha
         p = "-" if c is None or c.p_value is None else f"{c.p_value:.3g}"
         gain = "-" if c is None else f"{c.mean_gain:+.4f}"
         lines.append(
-            f"| `{k}`{mark} | v{record.versions[k]} | {record.metrics[k]:.4f} | {gain} | {t} | {p} |"
+            f"| `{k}`{mark} | v{record.versions[k]} | {record.metrics[k]:.4f} | {gain} | {t} | {p} "
+            f"| v{after[k]} |"
         )
     return "\n".join(lines)
 
@@ -195,7 +199,13 @@ def selection_markdown(name: str, record: SelectionRecord, choice: Choice, alpha
 # ---------------------------------------------------------------- Prefect task
 @task(name="select-lineage", cache_policy=NO_CACHE)
 def select_lineage(
-    registry: ModelRegistry, name: str, record: SelectionRecord, *, alpha: float, window: int
+    registry: ModelRegistry,
+    name: str,
+    record: SelectionRecord,
+    *,
+    after: dict[str, int],
+    alpha: float,
+    window: int,
 ) -> Choice:
     """Choose the lineage to serve from the log (this batch's record included), log it and
     publish the `selection` artifact."""
@@ -208,7 +218,7 @@ def select_lineage(
     )
     create_markdown_artifact(
         key="selection",
-        markdown=selection_markdown(name, record, choice, alpha),
+        markdown=selection_markdown(name, record, choice, alpha, after),
         description=f"{name}: auto serves {choice.chosen}",
     )
     return choice

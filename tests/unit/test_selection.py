@@ -122,3 +122,18 @@ def test_one_record_per_batch_by_compare_and_swap(tmp_path):
     append_record(registry, "m", second, expected=1)
     assert read_selection(registry, "m", last=10) == ([first, second], 2)
     assert read_selection(registry, "m", last=1) == ([second], 2)
+
+
+def test_the_artifact_shows_each_lineage_scored_and_after_the_batch():
+    from tasks.selection import selection_markdown
+
+    metrics = {k: [0.5, 0.6] for k in LINEAGES}
+    metrics["always"] = [0.7, 0.8]
+    records = records_of(metrics, served=["never", "never"])
+    choice = choose(records, alpha=0.2, window=10)
+    after = dict.fromkeys(LINEAGES, 1) | {"always": 4, "always-h0": 5}
+    text = selection_markdown("m", records[-1], choice, 0.2, after)
+    assert text.startswith("# m: auto serves `always` (switched from `never`)")
+    row = next(line for line in text.splitlines() if line.startswith("| `always`"))
+    assert "**served next**" in row and "| v1 |" in row and row.endswith("| v4 |")
+    assert "| 0.8000 | +0.2000 |" in row
