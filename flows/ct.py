@@ -893,6 +893,10 @@ def auto_stage(
         for kind, gated in (("window", "batch"), ("batch-only", "batch-h0")):
             if kind not in candidates:
                 continue
+            if gated not in moving:  # a re-run: the gated lineage took this candidate already
+                registered[kind] = models[versions[gated]].version
+                passed[kind] = True
+                continue
             baseline = models[versions[gated]]
             decision = judge(candidates[kind], baseline, spec, config=config, accepting=False)
             passed[kind] = decision.promote

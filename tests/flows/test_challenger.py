@@ -177,3 +177,35 @@ def test_mode_auto_serves_the_lineage_whose_record_wins_and_each_lineage_is_its_
     again = continuous_training(files[-1], config)
     assert again.outcome.startswith(ALREADY)
     assert len(read_selection(registry, name, last=100)[0]) == len(records)
+
+
+def test_auto_cut_off_after_moving_some_lineages_finishes_the_rest_on_a_re_run(tmp_path):
+    """A step that dies after a gated lineage took this batch's candidate, but before the others
+    moved and the step was recorded: the re-run adds no record, registers nothing twice, does not
+    judge a candidate against a model that learned from the batch, and moves the rest."""
+    files = [
+        str(p)
+        for p in write_stream("slow-drift-regression", tmp_path / "files", batches=4, rows=300)
+    ]
+    name = "auto-cut"
+    config = config_for(tmp_path, name, "auto", target="y")
+    registry = ModelRegistry(url=config.registry_url)
+    steps = [continuous_training(path, config) for path in files]
+    last = steps[-1]
+    after = registry.aliases(name)
+    versions = registry.versions(name)
+    records = read_selection(registry, name, last=100)[0]
+    gated = [k for k in ("batch", "batch-h0") if f"{k} v" in last.outcome]
+    assert gated, last.outcome  # the drift makes a gated lineage take its candidate
+    # undo what came after the gated lineage's move: always's move, the crowning, the record
+    entry = registry.alias_log(name, alias_of("always"))[-1]
+    registry.set_alias(name, alias_of("always"), entry.previous, expected=entry.version)
+    if last.promoted:
+        crowned = registry.alias_log(name)[-1]
+        registry.set_alias(name, "champion", crowned.previous, expected=crowned.version)
+    (tmp_path / "state" / "registry" / name / "steps" / f"{last.batch_id}.json").unlink()
+    again = continuous_training(files[-1], config)
+    assert not again.outcome.startswith(ALREADY), again.outcome
+    assert f"always v{entry.previous}->v{entry.version}" in again.outcome
+    assert registry.aliases(name) == after and registry.versions(name) == versions
+    assert read_selection(registry, name, last=100)[0] == records
