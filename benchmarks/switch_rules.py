@@ -44,11 +44,15 @@ def lineage_records(runs: Path, stream: str, seed: int) -> tuple[str, dict[str, 
     return records[0]["metric"], {k: np.array([r["metrics"][k] for r in records]) for k in LINEAGES}
 
 
-def switch_rule(alpha: float, window: int, fewest: int) -> Rule:
+def switch_rule(alpha: float, window: int, fewest: int, *, skip_equal: bool = False) -> Rule:
+    """`skip_equal`: leave out the batches where both lineages scored the same (the same model)."""
+
     def rule(gains: dict[str, np.ndarray], t: int, served: str) -> str:
         first, choice, strongest = max(0, t - window), served, 0.0
         for k in LINEAGES:
             d = gains[k][first:t] - gains[served][first:t]
+            if skip_equal:
+                d = d[d != 0.0]
             if k == served or len(d) < fewest or np.allclose(d, 0.0):
                 continue
             with warnings.catch_warnings():
@@ -97,44 +101,43 @@ def main() -> None:
         "(points below the best).\n"
     )
     print(
-        "| alpha | fewest batches | "
+        "| alpha | fewest batches | batches with the same model | "
         + " | ".join(f"seeds {'-'.join(map(str, s))}" for s in seed_sets)
         + " | in all |"
     )
-    print("|---|---|" + "---|" * (len(seed_sets) + 1))
+    print("|---|---|---|" + "---|" * (len(seed_sets) + 1))
     records = {
         (st, s): lineage_records(args.runs, st, s) for ss in seed_sets for s in ss for st in STREAMS
     }
     bars = {
         (st, i): policy_means(args.runs, st, ss) for i, ss in enumerate(seed_sets) for st in STREAMS
     }
-    for alpha in (0.1, 0.2, 0.3):
-        for fewest in (2, 3, 4, 5):
-            rule = switch_rule(alpha, gate.select_window, fewest)
-            cells, total = [], 0
-            for i, seeds in enumerate(seed_sets):
-                held, missed = 0, []
-                for stream in STREAMS:
-                    metric = records[(stream, seeds[0])][0]
-                    value = float(
-                        np.mean([served_mean(rule, *records[(stream, s)]) for s in seeds])
-                    )
-                    means = bars[(stream, i)] | {"variant": value}
-                    never = means["never"]
-                    top = max(points(v, never, metric) for v in means.values())
-                    score = points(value, never, metric)
-                    below_best, below_never = top - score, points(never, never, metric) - score
-                    if keeps_rule(below_best, below_never):
-                        held += 1
-                    else:
-                        missed.append(f"{stream} {below_best:.1f}")
-                total += held
-                cells.append(f"{held} of 9 ({', '.join(missed) or '-'})")
-            print(
-                f"| {alpha} | {fewest} | "
-                + " | ".join(cells)
-                + f" | {total} of {9 * len(seed_sets)} |"
-            )
+    variants = [(a, n, False) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4, 5)]
+    variants += [(a, 2, True) for a in (0.1, 0.2, 0.3)]
+    for alpha, fewest, skip_equal in variants:
+        rule = switch_rule(alpha, gate.select_window, fewest, skip_equal=skip_equal)
+        cells, total = [], 0
+        for i, seeds in enumerate(seed_sets):
+            held, missed = 0, []
+            for stream in STREAMS:
+                metric = records[(stream, seeds[0])][0]
+                value = float(np.mean([served_mean(rule, *records[(stream, s)]) for s in seeds]))
+                means = bars[(stream, i)] | {"variant": value}
+                never = means["never"]
+                top = max(points(v, never, metric) for v in means.values())
+                score = points(value, never, metric)
+                below_best, below_never = top - score, points(never, never, metric) - score
+                if keeps_rule(below_best, below_never):
+                    held += 1
+                else:
+                    missed.append(f"{stream} {below_best:.1f}")
+            total += held
+            cells.append(f"{held} of 9 ({', '.join(missed) or '-'})")
+        print(
+            f"| {alpha} | {fewest} | {'left out' if skip_equal else 'counted (d = 0)'} | "
+            + " | ".join(cells)
+            + f" | {total} of {9 * len(seed_sets)} |"
+        )
 
 
 if __name__ == "__main__":
