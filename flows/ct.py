@@ -80,7 +80,6 @@ from tasks.selection import (
     ALWAYS,
     BATCH_ONLY,
     LINEAGES,
-    START,
     SelectionRecord,
     alias_of,
     append_record,
@@ -801,69 +800,80 @@ def shadow_stage(
     return Shadow(champion, state, None, [note])
 
 
-def lineage_versions(
-    registry: ModelRegistry, champion: Champion, *, run_id: str | None
-) -> dict[str, int]:
-    """gate.mode auto: each lineage's version. A lineage missing (auto just began) or under
-    another contract than the champion's (a new contract was accepted) starts the lineages again:
-    all at the champion, which is then the `never` lineage."""
-    name = champion.version.name
-    versions = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
+def lineage_models(
+    registry: ModelRegistry, champion: Champion, *, trusted: list[str], run_id: str | None
+) -> tuple[dict[str, int], dict[int, Champion]]:
+    """gate.mode auto: each lineage's version, and the models they name (each read and loaded
+    once; the champion among them). A lineage missing (auto just began) or under another contract
+    than the champion's (a new contract was accepted) starts the lineages again: all at the
+    champion, which is then the `never` lineage."""
+    name, start = champion.version.name, champion.version.version
+    aliases = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
+    found = {start: champion.version}
+    for v in {v for v in aliases.values() if v is not None} - set(found):
+        found[v] = registry.get(name, version=v)
     contract = champion.version.metadata["schema"]["hash"]
-    if all(
-        v is not None and registry.get(name, version=v).metadata["schema"]["hash"] == contract
-        for v in versions.values()
+    if None not in aliases.values() and all(
+        mv.metadata["schema"]["hash"] == contract for mv in found.values()
     ):
-        return cast(dict[str, int], versions)
-    start = champion.version.version
-    for k, v in versions.items():
-        if v != start:
+        models = {
+            v: champion if v == start else champion_of(registry, mv, trusted)
+            for v, mv in found.items()
+        }
+        return cast(dict[str, int], aliases), models
+    for k, current in aliases.items():
+        if current != start:
             registry.set_alias(
-                name, alias_of(k), start, expected=v, reason="gate.mode auto starts", run_id=run_id
+                name,
+                alias_of(k),
+                start,
+                expected=current,
+                reason="gate.mode auto starts",
+                run_id=run_id,
             )
     get_run_logger().info("gate.mode auto: every lineage starts from v%d", start)
-    return dict.fromkeys(LINEAGES, start)
+    return dict.fromkeys(LINEAGES, start), {start: champion}
 
 
 def auto_stage(
     champion: Champion,
     checked: Checked,
     *,
+    served_metric: float,
     learn: bool,
     registry: ModelRegistry,
     config: CTConfig,
     run_id: str | None,
 ) -> dict[str, Any]:
     """gate.mode auto (tasks/selection.py): score every lineage on this batch before anything
-    learns from it (one record), train the two candidates and move each lineage by its rule,
-    then serve the chosen lineage's model. Returns the step's outcome fields."""
+    learns from it (one record; `served_metric` is the champion's score, which observe took),
+    train the two candidates and move each lineage by its rule, then serve the chosen lineage's
+    model. Returns the step's outcome fields."""
     logger = get_run_logger()
     name, gate, spec = config.dataset.name, config.gate, checked.spec
     trusted, batch_id = list(config.model.trusted_types), checked.batch.batch_id
     stage(logger, "scoring the lineages")
-    versions = lineage_versions(registry, champion, run_id=run_id)
-    models = {champion.version.version: champion}
-    for v in set(versions.values()) - set(models):
-        models[v] = champion_of(registry, registry.get(name, version=v), trusted)
+    versions, models = lineage_models(registry, champion, trusted=trusted, run_id=run_id)
     records, sequence = read_selection(registry, name, last=gate.select_window)
     records = [r for r in records if r.start == versions["never"]]
     if records and records[-1].batch_id == batch_id:  # a re-run: scored before anything learned
         record = records[-1]
     else:
         metric = report_metric(spec, gate.metric_for(spec.task))
-        scores = {v: float(score(m.model, checked.valid, spec, metric)) for v, m in models.items()}
+        scores = {champion.version.version: served_metric}  # observe scored the champion
+        for v in set(versions.values()) - set(scores):
+            scores[v] = float(score(models[v].model, checked.valid, spec, metric))
         record = SelectionRecord(
             batch_id=batch_id,
             start=versions["never"],
-            served=choose(records, alpha=gate.select_alpha, window=gate.select_window).chosen
-            if records
-            else START,
+            served=choose(records, alpha=gate.select_alpha, window=gate.select_window).chosen,
             metric=metric,
             higher_is_better=get_metric(metric).higher_is_better,
             versions=versions,
             metrics={k: scores[v] for k, v in versions.items()},
         )
         append_record(registry, name, record, expected=sequence)
+        records.append(record)
 
     # the lineages that learn: all but never, unless this batch already moved them (a re-run)
     moving = [
@@ -928,9 +938,8 @@ def auto_stage(
                 versions[k] = new
 
     choice = select_lineage(
-        registry,
         name,
-        record,
+        records,
         after=dict(versions),
         alpha=gate.select_alpha,
         window=gate.select_window,
@@ -1080,11 +1089,12 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     drifted = seen.drift is not None and seen.drift.drifted
     learn = accepting or config.retrain.policy == "always" or champion is None or drifted
     if mode == "auto":
-        assert champion is not None
+        assert champion is not None and seen.metric is not None
         return result(
             **auto_stage(
                 champion,
                 checked,
+                served_metric=seen.metric,
                 learn=bool(learn),
                 registry=registry,
                 config=config,

@@ -128,7 +128,8 @@ def choose(records: list[SelectionRecord], *, alpha: float, window: int) -> Choi
         return Choice(served=START, chosen=START, batches=0, contenders=[])
     served = records[-1].served
     recent = [r for r in records if r.start == records[-1].start][-window:]
-    gains = {k: np.array([r.gains()[k] for r in recent]) for k in LINEAGES}
+    rows = [r.gains() for r in recent]
+    gains = {k: np.array([row[k] for row in rows]) for k in LINEAGES}
     chosen, strongest = served, 0.0
     contenders = []
     for k in LINEAGES:
@@ -199,17 +200,15 @@ def selection_markdown(
 # ---------------------------------------------------------------- Prefect task
 @task(name="select-lineage", cache_policy=NO_CACHE)
 def select_lineage(
-    registry: ModelRegistry,
     name: str,
-    record: SelectionRecord,
+    records: list[SelectionRecord],
     *,
     after: dict[str, int],
     alpha: float,
     window: int,
 ) -> Choice:
-    """Choose the lineage to serve from the log (this batch's record included), log it and
-    publish the `selection` artifact."""
-    records, _ = read_selection(registry, name, last=window)
+    """Choose the lineage to serve from the records (this batch's the newest), log it and publish
+    the `selection` artifact."""
     choice = choose(records, alpha=alpha, window=window)
     get_run_logger().info(
         "auto: %s serves next%s",
@@ -218,7 +217,7 @@ def select_lineage(
     )
     create_markdown_artifact(
         key="selection",
-        markdown=selection_markdown(name, record, choice, alpha, after),
+        markdown=selection_markdown(name, records[-1], choice, alpha, after),
         description=f"{name}: auto serves {choice.chosen}",
     )
     return choice
