@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,19 +78,24 @@ def follow_the_leader(
     return best if totals[best] > totals[served] else served
 
 
-def switch_when_significant(alpha: float, window: int | None = None) -> Rule:
+def switch_when_significant(
+    alpha: float, window: int | None = None, fewest: int = 2, skip_equal: bool = False
+) -> Rule:
     def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
         """Move to the policy that beat the one served in a one-sided t-test over batches < t
-        (the last `window` of them, if set)."""
-        if t < 2:
-            return served
+        (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
+        batches where both scored the same, i.e. served the same model)."""
         first = 0 if window is None else max(0, t - window)
         choice, strongest = served, 0.0
         for k in experts:
             d = gains[k][first:t] - gains[served][first:t]
-            if k == served or np.allclose(d, 0.0):
+            if skip_equal:
+                d = d[d != 0.0]
+            if k == served or len(d) < fewest or np.allclose(d, 0.0):
                 continue
-            test = stats.ttest_1samp(d, 0.0, alternative="greater")
+            with warnings.catch_warnings():  # nearly equal gains on every batch: scipy warns
+                warnings.simplefilter("ignore", RuntimeWarning)
+                test = stats.ttest_1samp(d, 0.0, alternative="greater")
             if test.pvalue < alpha and test.statistic > strongest:
                 choice, strongest = k, float(test.statistic)
         return choice
@@ -124,17 +130,34 @@ def series(
     return metric, out
 
 
+def gains_of(metric: str, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Metrics signed so that larger is better."""
+    sign = 1.0 if metric == "accuracy" else -1.0
+    return {k: sign * v for k, v in values.items()}
+
+
+def served_values(
+    rule: Rule,
+    gains: dict[str, np.ndarray],
+    values: dict[str, np.ndarray],
+    experts: tuple[str, ...],
+) -> np.ndarray:
+    """What the selection served on each batch: the policy the rule chose from the batches
+    before it (starting from the first expert), scored on this one."""
+    served, scores = experts[0], []
+    for t in range(len(values["never"])):
+        served = rule(gains, t, served, experts)
+        scores.append(values[served][t])
+    return np.array(scores)
+
+
 def replay(
     rule: Rule,
     gains: dict[str, np.ndarray],
     values: dict[str, np.ndarray],
     experts: tuple[str, ...],
 ) -> float:
-    served, scores = experts[0], []
-    for t in range(len(values["never"])):
-        served = rule(gains, t, served, experts)
-        scores.append(values[served][t])
-    return float(np.mean(scores))
+    return float(np.mean(served_values(rule, gains, values, experts)))
 
 
 def check_auto(runs: Path, streams: list[str], seeds: list[int], rule: Rule) -> str:
@@ -145,16 +168,11 @@ def check_auto(runs: Path, streams: list[str], seeds: list[int], rule: Rule) -> 
     for stream in streams:
         for seed in seeds:
             metric, values = series(runs, stream, seed, [e for e in experts if e != "never"])
-            sign = 1.0 if metric == "accuracy" else -1.0
-            gains = {k: sign * v for k, v in values.items()}
-            served, replayed = experts[0], []
-            for t in range(len(values["never"])):
-                served = rule(gains, t, served, experts)
-                replayed.append(values[served][t])
+            replayed = served_values(rule, gains_of(metric, values), values, experts)
             auto = read(runs, stream, "auto", seed)
             assert auto is not None
             real = auto[auto["batch"] > 1]["metric_champion"].to_numpy(float)
-            largest = max(largest, float(np.abs(real - np.array(replayed)).max()))
+            largest = max(largest, float(np.abs(real - replayed).max()))
             batches += len(real)
     return (
         f"gate.mode auto against the replay of its rule from never: {batches} batches "
@@ -198,8 +216,7 @@ def main() -> None:
         metric = ""
         for seed in seeds:
             metric, values = series(args.runs, stream, seed, policies)
-            sign = 1.0 if metric == "accuracy" else -1.0
-            gains = {k: sign * v for k, v in values.items()}
+            gains = gains_of(metric, values)
             for k, v in values.items():
                 means[k] = means.get(k, 0.0) + float(v.mean()) / len(seeds)
             for name, rule in rules.items():

@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
+from selection import Rule, gains_of, served_values, switch_when_significant
 
 from tasks.config import GateConfig
-from tasks.selection import LINEAGES, START
-
-Rule = Callable[[dict[str, np.ndarray], int, str], str]
+from tasks.selection import LINEAGES
 
 
 def lineage_records(runs: Path, stream: str, seed: int) -> tuple[str, dict[str, np.ndarray]]:
@@ -44,35 +40,9 @@ def lineage_records(runs: Path, stream: str, seed: int) -> tuple[str, dict[str, 
     return records[0]["metric"], {k: np.array([r["metrics"][k] for r in records]) for k in LINEAGES}
 
 
-def switch_rule(alpha: float, window: int, fewest: int, *, skip_equal: bool = False) -> Rule:
-    """`skip_equal`: leave out the batches where both lineages scored the same (the same model)."""
-
-    def rule(gains: dict[str, np.ndarray], t: int, served: str) -> str:
-        first, choice, strongest = max(0, t - window), served, 0.0
-        for k in LINEAGES:
-            d = gains[k][first:t] - gains[served][first:t]
-            if skip_equal:
-                d = d[d != 0.0]
-            if k == served or len(d) < fewest or np.allclose(d, 0.0):
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                test = stats.ttest_1samp(d, 0.0, alternative="greater")
-            if test.pvalue < alpha and test.statistic > strongest:
-                choice, strongest = k, float(test.statistic)
-        return choice
-
-    return rule
-
-
 def served_mean(rule: Rule, metric: str, values: dict[str, np.ndarray]) -> float:
-    sign = 1.0 if metric == "accuracy" else -1.0
-    gains = {k: sign * v for k, v in values.items()}
-    served, scores = START, []
-    for t in range(len(values[START])):
-        served = rule(gains, t, served)
-        scores.append(values[served][t])
-    return float(np.mean(scores))
+    """The selection's mean, starting from never (the lineages in tasks.selection's order)."""
+    return float(np.mean(served_values(rule, gains_of(metric, values), values, LINEAGES)))
 
 
 def policy_means(runs: Path, stream: str, seeds: list[int]) -> dict[str, float]:
@@ -115,7 +85,7 @@ def main() -> None:
     variants = [(a, n, False) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4, 5)]
     variants += [(a, 2, True) for a in (0.1, 0.2, 0.3)]
     for alpha, fewest, skip_equal in variants:
-        rule = switch_rule(alpha, gate.select_window, fewest, skip_equal=skip_equal)
+        rule = switch_when_significant(alpha, gate.select_window, fewest, skip_equal)
         cells, total = [], 0
         for i, seeds in enumerate(seed_sets):
             held, missed = 0, []
