@@ -888,15 +888,12 @@ def auto_stage(
     if moving:
         stage(logger, "retraining")
         history = config.retrain.history_batches
-        alone = config.model_copy(
-            update={"retrain": config.retrain.model_copy(update={"history_batches": 0})}
-        )
+        both = history > 0 and any(k in BATCH_ONLY for k in moving)
         with without_heartbeats():
-            candidates = {"window": retrain(batch_id, spec, config)}
-            if any(k in BATCH_ONLY for k in moving):
-                candidates["batch-only"] = (
-                    candidates["window"] if history == 0 else retrain(batch_id, spec, alone)
-                )
+            trained = retrain(batch_id, spec, config, windows=[history, 0] if both else None)
+        candidates = {"window": trained[0]}
+        if any(k in BATCH_ONLY for k in moving):
+            candidates["batch-only"] = trained[-1]
         stage(logger, "gating and registering")
         registered: dict[str, ModelVersion] = {}
         passed: dict[str, bool] = {}
@@ -1120,7 +1117,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     # 4 retrain (subflow), 5 gate on rows neither model has seen (in mode both: a screen)
     stage(logger, "retraining")
     with without_heartbeats():
-        candidate = retrain(batch.batch_id, spec, config)
+        (candidate,) = retrain(batch.batch_id, spec, config)
     stage(logger, "gating")
     decision = judge(
         candidate,

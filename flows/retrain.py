@@ -42,29 +42,40 @@ def train_model(train: pd.DataFrame, spec: FeatureSpec, config: CTConfig) -> Fit
 
 
 @flow(name="retrain")
-def retrain(batch_id: str, spec: FeatureSpec, config: CTConfig) -> Candidate:
-    """Fit a candidate on the training window; hold back the newest rows of the batch."""
+def retrain(
+    batch_id: str, spec: FeatureSpec, config: CTConfig, windows: list[int] | None = None
+) -> list[Candidate]:
+    """Fit one candidate per training window (`windows`: how many batches of history each adds
+    to the new batch; default `[retrain.history_batches]`), holding back the same newest rows of
+    the batch for every one. gate.mode auto trains its window and batch-only candidates here, in
+    one subflow: a subflow run costs Prefect API round trips that a second one would pay again."""
     history_dir = Path(config.history_dir)
-    past = read_history(history_dir, last=config.retrain.history_batches, before=batch_id)
+    sizes = [config.retrain.history_batches] if windows is None else windows
+    deepest = read_history(history_dir, last=max(sizes), before=batch_id)
     new = read_history_batch(history_dir, batch_id)
     train_new, holdout = split_holdout(new, config.retrain.holdout_fraction)
     if spec.time_column:  # history rows not older than the test slice would leak the future
         cutoff = holdout[spec.time_column].min()
-        past = [
+        deepest = [
             (i, f.iloc[: int(f[spec.time_column].searchsorted(cutoff, side="left"))])
-            for i, f in past
+            for i, f in deepest
         ]
-        past = [(i, f) for i, f in past if len(f)]
-    slices = [BatchSlice(batch_id=i, start=0, stop=len(f)) for i, f in past]
-    slices.append(BatchSlice(batch_id=batch_id, start=0, stop=len(train_new)))
-    train = pd.concat([*(f for _, f in past), train_new], ignore_index=True)
-    model = train_model(train, spec, config)
-    window = training_window(train, slices, spec)
     held = BatchSlice(batch_id=batch_id, start=len(train_new), stop=len(new))
-    get_run_logger().info(
-        "Training window: %d rows from %d batches; %d rows held back for the gate",
-        len(train),
-        len(slices),
-        len(holdout),
-    )
-    return Candidate(model, train, holdout.reset_index(drop=True), window, held)
+    holdout = holdout.reset_index(drop=True)
+    candidates = []
+    for size in sizes:
+        past = [(i, f) for i, f in deepest[-size:] if len(f)] if size else []
+        slices = [BatchSlice(batch_id=i, start=0, stop=len(f)) for i, f in past]
+        slices.append(BatchSlice(batch_id=batch_id, start=0, stop=len(train_new)))
+        train = pd.concat([*(f for _, f in past), train_new], ignore_index=True)
+        model = train_model(train, spec, config)
+        get_run_logger().info(
+            "Training window: %d rows from %d batches; %d rows held back for the gate",
+            len(train),
+            len(slices),
+            len(holdout),
+        )
+        candidates.append(
+            Candidate(model, train, holdout, training_window(train, slices, spec), held)
+        )
+    return candidates
