@@ -34,7 +34,7 @@ from prefect.utilities.annotations import quote
 from blocks.registry import ModelRegistry, ModelVersion
 from flows.heartbeats import without_heartbeats
 from flows.retrain import Candidate, retrain
-from tasks import gx_suite
+from tasks import artifacts, gx_suite
 from tasks.challenger import ALIAS as CHALLENGER
 from tasks.challenger import (
     ChallengerState,
@@ -201,8 +201,11 @@ def continuous_training(
     from prefect.concurrency.sync import concurrency
 
     ensure_model_lock(config.dataset.name)
-    with concurrency(
-        model_lock_name(config.dataset.name), occupy=1, strict=True, lease_duration=LOCK_LEASE
+    with (
+        concurrency(
+            model_lock_name(config.dataset.name), occupy=1, strict=True, lease_duration=LOCK_LEASE
+        ),
+        artifacts.deferred(),  # the step's artifacts are sent while it goes on
     ):
         result = _step(data, config, accept_contract, plots)
         if not result.outcome.startswith(ALREADY):

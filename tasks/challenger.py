@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from blocks.registry import ModelRegistry
+from tasks.artifacts import publish_markdown
 from tasks.config import GateConfig
 from tasks.format import png_markdown
 from tasks.gate.metrics import get_metric
@@ -241,7 +241,7 @@ def weigh_challenger(
     )
     if plot_path is not None and evidence.path:
         markdown += "\n\n" + png_markdown(plot_evidence(evidence, Path(plot_path)), "evidence")
-    create_markdown_artifact(
+    publish_markdown(
         key="challenger",
         markdown=markdown,
         description=f"{name}: challenger v{state.version} {verdict}, e-value "

@@ -98,10 +98,11 @@ def find_events(name: str, resource_id: str, *, since: str | None = None) -> lis
     return events
 
 
-# ---------------------------------------------------------------- Prefect tasks
-@task(name="announce", cache_policy=NO_CACHE)
 def announce(event: str, name: str, payload: dict[str, Any], origin: str = "ct-step") -> str | None:
-    """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth)."""
+    """Emit one ct event; a failure to emit is logged, never fatal (the registry is the truth).
+
+    Not a task: emitting only queues the event for Prefect's events worker, and a task run would
+    add three state events of its own to each ct event, all written by the server."""
     emitted = emit_event(
         event=event, resource=model_resource(name, origin), payload={"name": name, **payload}
     )
@@ -109,6 +110,7 @@ def announce(event: str, name: str, payload: dict[str, Any], origin: str = "ct-s
     return None if emitted is None else str(emitted.id)
 
 
+# ---------------------------------------------------------------- Prefect tasks
 @task(name="register-candidate", cache_policy=NO_CACHE)
 def register_candidate(registry: ModelRegistry, name: str, model: Any, **card: Any) -> ModelVersion:
     """Write an immutable version (not yet champion); a crash leaves no visible partial version."""

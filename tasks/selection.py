@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from blocks.registry import ModelRegistry
+from tasks.artifacts import publish_markdown
 
 LOG = "selection"
 #: The lineages, in the order ties are broken; the first is served first.
@@ -215,7 +215,7 @@ def select_lineage(
         choice.chosen,
         f" (switched from {choice.served}: {choice.evidence()})" if choice.switched else "",
     )
-    create_markdown_artifact(
+    publish_markdown(
         key="selection",
         markdown=selection_markdown(name, records[-1], choice, alpha, after),
         description=f"{name}: auto serves {choice.chosen}",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.artifacts import publish_markdown, publish_table
 from tasks.config import DriftConfig
 from tasks.drift.compare import ColumnDrift, DriftReport, compute_drift, psi
 from tasks.drift.plot import plot_drift
@@ -111,7 +111,7 @@ def publish_drift(
     for column in report.columns:
         if column.drifted:
             logger.info(column.reason)
-    create_table_artifact(
+    publish_table(
         key="drift-report",
         table=drift_table(report),
         description=(
@@ -121,7 +121,7 @@ def publish_drift(
     )
     if plot_path is not None and report.drifted:  # a picture when there is something to see
         path = plot_drift(profile, current, report, Path(plot_path))
-        create_markdown_artifact(
+        publish_markdown(
             key="drift-plot",
             markdown=png_markdown(path, "reference vs current"),
             description=f"{name}: reference vs current for the most changed columns ({path.name})",

@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.artifacts import publish_markdown
 from tasks.format import fmt
 from tasks.gate.decision import (
     MIN_ROWS,
@@ -105,7 +105,7 @@ def gate_candidate(
         seed=seed,
     )
     get_run_logger().info("Gate: %s", " ".join(decision.reasons))
-    create_markdown_artifact(
+    publish_markdown(
         key="gate-decision",
         markdown=gate_markdown(decision, name=name),
         description=(

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks import gx_suite
+from tasks.artifacts import publish_markdown, publish_table
 from tasks.data import BadLine
 from tasks.drift.profile import ReferenceProfile
 from tasks.errors import CTError, DataValidationError
@@ -80,7 +80,7 @@ def validate_batch(
     if outcome.rows_quarantined:
         kept = str(write_quarantine(records, Path(quarantine_path)))
         logger.warning("%s: %s; kept in %s", source, outcome.summary(), kept)
-        create_table_artifact(
+        publish_table(
             key="quarantine",
             table=[
                 {str(k): v for k, v in r.items()}
@@ -141,7 +141,7 @@ def check_quality(
         "",
         f"Full results: `{path.resolve()}`",
     ]
-    create_markdown_artifact(
+    publish_markdown(
         key="data-quality",
         markdown="\n".join(lines),
         description=f"{source}: great-expectations suite from the champion's profile, "
