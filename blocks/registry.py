@@ -24,6 +24,8 @@ import functools
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -48,6 +50,14 @@ MAX_CLAIM_ATTEMPTS = 10_000
 #: Types outside skops' defaults that a stored model may contain; reviewed, never taken from the
 #: file. Why each is safe is written beside it in blocks/model_checks.py.
 TRUSTED_TYPES: list[str] = list(model_checks.TRUSTED_TYPES)
+
+#: Models this process loaded and checked, by their file's sha256 and the trusted types asked
+#: for: a backtest or `gate.mode auto` loads the same few versions step after step, and skops
+#: rebuilds and the checks walk every object of a model each time. The file is still read and its
+#: sha256 checked on every load; a loaded model is only used to predict, never refitted.
+_LOADED: OrderedDict[tuple[str, tuple[str, ...]], Any] = OrderedDict()
+_LOADED_MAX = 16
+_loaded_lock = threading.Lock()
 
 
 class ModelVersion(BaseModel):
@@ -505,6 +515,11 @@ class ModelRegistry(Block):
         rule is refused with a RegistryError naming the file and the rule.
         """
         data = self.read_file(mv, "model.skops")
+        key = (mv.files["model.skops"], tuple(trusted))
+        with _loaded_lock:
+            if key in _LOADED:
+                _LOADED.move_to_end(key)
+                return _LOADED[key]
         source = f"{mv.path}/model.skops"
         try:
             model_checks.check_file(data, source)
@@ -519,6 +534,10 @@ class ModelRegistry(Block):
             raise RegistryError(f"refused: {exc}") from exc
         except Exception as exc:  # a crafted file can make skops or a constructor raise anything
             raise RegistryError(f"{source} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+        with _loaded_lock:
+            _LOADED[key] = model
+            while len(_LOADED) > _LOADED_MAX:
+                _LOADED.popitem(last=False)
         return model
 
     def load_profile(self, mv: ModelVersion) -> dict[str, Any]:

@@ -153,6 +153,20 @@ def test_tampered_or_truncated_files_are_refused_by_name(registry, model):
         registry.load_model("m", version=v.version)
 
 
+def test_a_version_loaded_again_is_the_checked_model_but_its_file_is_checked_each_time(
+    registry, model
+):
+    v = _register(registry, model)
+    first = registry.load_model_of(v)
+    assert registry.load_model_of(v) is first  # not rebuilt by skops, nor walked again
+    assert registry.load_model_of(v, trusted=["numpy.float64"]) is not first  # other trust
+    store = registry.store
+    path = store.path("m", "versions", "000001", "model.skops")
+    store.put(path, store.read(path)[:-10])
+    with pytest.raises(RegistryError, match=r"model\.skops: sha256 does not match"):
+        registry.load_model_of(v)
+
+
 def test_promote_is_compare_and_swap_with_an_audit_log_and_rollback(registry, model):
     assert registry.champion("m") is None
     _register(registry, model)
