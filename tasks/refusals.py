@@ -41,6 +41,15 @@ def accept_hint(source: str) -> str:
     )
 
 
+def note_passed(registry: ModelRegistry, name: str, batch_id: str) -> None:
+    """End a refusal streak (only written when one is open: a step that passes adds nothing).
+    Not a task: it reads one log line, and a task run would cost the server three events per
+    step to say so."""
+    last = registry.read_log(name, LOG, last=1)
+    if last and last[0].get("outcome") == "refused":
+        registry.append_log(name, LOG, {"outcome": "passed", "batch_id": batch_id})
+
+
 # ---------------------------------------------------------------- Prefect tasks
 @task(name="note-refusal", cache_policy=NO_CACHE)
 def note_refusal(
@@ -91,11 +100,3 @@ def note_refusal(
     )
     get_run_logger().error(note)
     return error.with_note(note)
-
-
-@task(name="note-passed", cache_policy=NO_CACHE)
-def note_passed(registry: ModelRegistry, name: str, batch_id: str) -> None:
-    """End a refusal streak (only written when one is open: a step that passes adds nothing)."""
-    last = registry.read_log(name, LOG, last=1)
-    if last and last[0].get("outcome") == "refused":
-        registry.append_log(name, LOG, {"outcome": "passed", "batch_id": batch_id})
