@@ -56,7 +56,7 @@ TRUSTED_TYPES: list[str] = list(model_checks.TRUSTED_TYPES)
 #: rebuilds and the checks walk every object of a model each time. The file is still read and its
 #: sha256 checked on every load; a loaded model is only used to predict, never refitted.
 _LOADED: OrderedDict[tuple[str, tuple[str, ...]], Any] = OrderedDict()
-_LOADED_MAX = 16
+_LOADED_MAX = 8  # gate.mode auto serves from up to five versions a step, a backtest one more
 _loaded_lock = threading.Lock()
 
 
