@@ -891,12 +891,12 @@ def auto_stage(
     if moving:
         stage(logger, "retraining")
         history = config.retrain.history_batches
-        both = history > 0 and any(k in BATCH_ONLY for k in moving)
-        with without_heartbeats():
-            trained = retrain(batch_id, spec, config, windows=[history, 0] if both else None)
-        candidates = {"window": trained[0]}
-        if any(k in BATCH_ONLY for k in moving):
-            candidates["batch-only"] = trained[-1]
+        alone = any(k in BATCH_ONLY for k in moving)  # a batch-only candidate is wanted
+        with without_heartbeats():  # with no history, both are one window, fitted once
+            trained = retrain(batch_id, spec, config, windows=[history, 0] if alone else None)
+        candidates = {"window": trained[history]}
+        if alone:
+            candidates["batch-only"] = trained[0]
         stage(logger, "gating and registering")
         registered: dict[str, ModelVersion] = {}
         passed: dict[str, bool] = {}
@@ -1120,7 +1120,7 @@ def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> St
     # 4 retrain (subflow), 5 gate on rows neither model has seen (in mode both: a screen)
     stage(logger, "retraining")
     with without_heartbeats():
-        (candidate,) = retrain(batch.batch_id, spec, config)
+        candidate = retrain(batch.batch_id, spec, config)[config.retrain.history_batches]
     stage(logger, "gating")
     decision = judge(
         candidate,

@@ -44,13 +44,13 @@ def train_model(train: pd.DataFrame, spec: FeatureSpec, config: CTConfig) -> Fit
 @flow(name="retrain")
 def retrain(
     batch_id: str, spec: FeatureSpec, config: CTConfig, windows: list[int] | None = None
-) -> list[Candidate]:
-    """Fit one candidate per training window (`windows`: how many batches of history each adds
-    to the new batch; default `[retrain.history_batches]`), holding back the same newest rows of
-    the batch for every one. gate.mode auto trains its window and batch-only candidates here, in
-    one subflow: a subflow run costs Prefect API round trips that a second one would pay again."""
+) -> dict[int, Candidate]:
+    """Fit one candidate per training window, by window (`windows`: how many batches of history
+    each adds to the new batch; default `[retrain.history_batches]`), holding back the same newest
+    rows of the batch for every one. gate.mode auto trains its window and batch-only candidates
+    here, in one subflow: a subflow run costs Prefect API round trips that a second would repeat."""
     history_dir = Path(config.history_dir)
-    sizes = [config.retrain.history_batches] if windows is None else windows
+    sizes = set([config.retrain.history_batches] if windows is None else windows)
     deepest = read_history(history_dir, last=max(sizes), before=batch_id)
     new = read_history_batch(history_dir, batch_id)
     train_new, holdout = split_holdout(new, config.retrain.holdout_fraction)
@@ -62,8 +62,8 @@ def retrain(
         ]
     held = BatchSlice(batch_id=batch_id, start=len(train_new), stop=len(new))
     holdout = holdout.reset_index(drop=True)
-    candidates = []
-    for size in sizes:
+    candidates = {}
+    for size in sorted(sizes):
         past = [(i, f) for i, f in deepest[-size:] if len(f)] if size else []
         slices = [BatchSlice(batch_id=i, start=0, stop=len(f)) for i, f in past]
         slices.append(BatchSlice(batch_id=batch_id, start=0, stop=len(train_new)))
@@ -75,7 +75,7 @@ def retrain(
             len(slices),
             len(holdout),
         )
-        candidates.append(
-            Candidate(model, train, holdout, training_window(train, slices, spec), held)
+        candidates[size] = Candidate(
+            model, train, holdout, training_window(train, slices, spec), held
         )
     return candidates
