@@ -33,12 +33,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pandas as pd
 
 from flows import warm
-from flows.prefect_server import RECORDER_ENV
-from webhooks.devstack import free_port, stop, wait_for
+from webhooks.devstack import free_port, start_prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMS = [
@@ -163,25 +161,8 @@ def main() -> None:
             "CT_WARM": "1",
             "TMPDIR": str(work / "w"),
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={**env, **RECORDER_ENV},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_prefect_server(port, env)
         try:
-            wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 180, url)
             env["PREFECT_API_URL"] = url
             cells = [(s, m, seed) for s in streams for m in modes for seed in seeds]
             with ThreadPoolExecutor(args.jobs) as pool:

@@ -31,12 +31,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from flows import warm
-from flows.prefect_server import RECORDER_ENV
 from tasks.streams import write_stream
-from webhooks.devstack import free_port, stop, wait_for
+from webhooks.devstack import free_port, start_prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,25 +153,8 @@ def main() -> None:
             "CT_WARM": "0",  # each command in its own process unless a row says otherwise
         }
         started = time.perf_counter()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={**env, **RECORDER_ENV},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_prefect_server(port, env)
         try:
-            wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 180, url)
             server_start = time.perf_counter() - started
             data = work / "demo"
             files = write_stream("demo", data)

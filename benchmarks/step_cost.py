@@ -30,8 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.prefect_server import RECORDER_ENV  # noqa: E402
-from webhooks.devstack import free_port, stop, wait_for  # noqa: E402
+from webhooks.devstack import free_port, start_prefect_server, stop  # noqa: E402
 
 BATCHES = 12
 
@@ -122,20 +121,10 @@ def main() -> None:
             "PREFECT_API_URL": url,
             "CT_WARM": "0",
         }
-        start = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        server = subprocess.Popen(
-            [*start, "--port", str(port)],
-            env={**env, **RECORDER_ENV},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_prefect_server(port, env)
         results: dict[str, list[tuple[float, dict[str, int]]]] = {"baseline": [], "current": []}
         tables: dict[str, set[str]] = {"baseline": set(), "current": set()}
         try:
-            import httpx
-
-            wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 180, "the server")
             for i in range(args.runs):
                 for label, root in (("baseline", base), ("current", ROOT)):
                     since = datetime.now(UTC)

@@ -55,6 +55,27 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
+def start_prefect_server(
+    port: int, env: dict[str, str], timeout: float = 180
+) -> subprocess.Popen[bytes]:
+    """A Prefect server on 127.0.0.1:`port` with ct's recorder settings, in a session of its own,
+    once it answers its health check (the benchmarks' server; stop it with `stop`)."""
+    server = subprocess.Popen(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env={**env, **RECORDER_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, timeout, url)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
 def signed_headers(
     secret: str, body: bytes, *, message_id: str | None = None, when: datetime | None = None
 ) -> dict[str, str]:
