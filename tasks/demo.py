@@ -6,7 +6,10 @@ that ct finds it:
 * batches 1-5 are stable;
 * batch 6 changes abruptly: `usage_hours` shifts up and the `region` mix changes (covariate drift),
   and heavy usage now *raises* churn instead of lowering it (concept drift);
-* batches 9-12 drift gradually: `income` rises a little every batch and matters more and more.
+* batches 9-12 drift gradually: `income` rises a little every batch and matters more and more;
+* later batches (`--batches 50`) stay where batch 12 left off: new rows, the same distribution.
+  A drift that went on growing would make every customer churn by batch 20 or so, and a
+  classifier cannot learn from one class.
 
 About 5 % of `income` and 3 % of `plan` are missing. No download: the stream is computed.
 """
@@ -35,7 +38,8 @@ def demo_batch(batch: int, *, rows: int = BATCH_ROWS, seed: int = 0) -> pd.DataF
     """Batch number `batch` (1-based) of the demo stream; the same arguments give the same rows."""
     rng = np.random.default_rng([seed, batch])
     after = batch >= ABRUPT_BATCH
-    gradual = max(0, batch - GRADUAL_BATCHES[0] + 1)  # 0 before batch 9, then 1, 2, 3, 4
+    # 0 before batch 9, then 1, 2, 3, 4, and 4 from then on
+    gradual = min(max(0, batch - GRADUAL_BATCHES[0] + 1), len(GRADUAL_BATCHES))
 
     age = np.clip(rng.normal(45, 12, rows), 18, 90).round()
     income = rng.lognormal(np.log(52_000) + 0.1 * gradual, 0.35, rows).round(-2)

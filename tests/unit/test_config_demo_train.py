@@ -53,6 +53,16 @@ def test_demo_stream_has_the_documented_abrupt_drift():
     assert acc_before - acc_after > 0.2  # the concept changed, not just the inputs
 
 
+def test_a_long_demo_stream_keeps_both_classes():
+    """`demo --batches 50` (and the startup benchmark's long backtest): the gradual drift stops
+    at batch 12, where it used to go on until every customer churned (batch 20 or so) and every
+    later step failed to train."""
+    rates = [demo_batch(b, rows=365)["churned"].mean() for b in range(1, 51)]
+    assert all(0.5 < r < 0.95 for r in rates), [round(r, 2) for r in rates]
+    late = [demo_batch(b, rows=4000)["churned"].mean() for b in (12, 30, 50)]
+    assert max(late) - min(late) < 0.05  # batch 12's distribution, new rows
+
+
 def test_holdout_is_the_newest_slice_and_never_empty():
     frame = pd.DataFrame({"t": range(10)})
     train, hold = split_holdout(frame, 0.3)
