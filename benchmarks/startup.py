@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flows import warm
+from flows.prefect_server import RECORDED_WITHIN
 from tasks.streams import write_stream
 from webhooks.devstack import free_port, start_prefect_server, stop
 
@@ -120,7 +121,7 @@ with get_client(sync_client=True) as c:
         if len(tasks) == seen:
             break
         seen = len(tasks)
-        time.sleep(2)
+        time.sleep({RECORDED_WITHIN + 1})
     start, end = run.start_time, run.end_time
     trackers = {{f.parent_task_run_id for f in flows}}
     mine = [t for t in tasks if t.id not in trackers and t.start_time and start <= t.start_time <= end]

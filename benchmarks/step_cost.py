@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flows.prefect_server import RECORDED_WITHIN  # noqa: E402
 from webhooks.devstack import free_port, start_prefect_server, stop  # noqa: E402
 
 BATCHES = 12
@@ -129,7 +130,7 @@ def main() -> None:
                 for label, root in (("baseline", base), ("current", ROOT)):
                     since = datetime.now(UTC)
                     seconds, table = run_demo(root, env, work / f"{label}-{i}")
-                    time.sleep(3)  # task runs reach the server from events, a moment later
+                    time.sleep(RECORDED_WITHIN + 1)  # task runs and events: batched
                     counts = server_counts(url, since, datetime.now(UTC))
                     results[label].append((seconds, counts))
                     tables[label].add(table)

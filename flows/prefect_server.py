@@ -1,10 +1,15 @@
 """How ct runs a Prefect server of its own: the settings, and one local server in the background.
 
-On SQLite, Prefect's server records each task event in its own transaction. A subflow created
-meanwhile hits "database is locked", gets HTTP 503, and the client waits 2 s before retrying:
-~2 s per subflow call. Recording task events in batches avoids the collision (task states reach
-the UI up to 1 s later). Every server ct starts uses these: the CLI's background and temporary
-servers, `make server`, the test server, the local stack and the benchmarks.
+On SQLite, some of the server's write requests read before they write (creating a task run or
+a subflow run). When another connection commits in between, SQLite answers "database is locked"
+at once, the server answers HTTP 503, and the client waits about 2 s before retrying
+(PrefectHQ/prefect#18934). The commits that collide are mostly the server's own: its task-run
+recorder and event persister write what the steps emit. As Prefect ships them, they commit every
+event or every 20, several times a second under a CT step. Every server ct starts batches both,
+one commit per 5 s at most (task runs and events reach the UI up to 5 s later; the event
+persister's own default interval is 5 s): `benchmarks/server_settings.py` and
+`benchmarks/prefect_floor.py` measure the 503s this saves. The CLI's background and temporary
+servers, `make server`, the test server, the local stack and the benchmarks all use these.
 
 A temporary (ephemeral) server costs 10-30 s of start-up in every command, so when no server is
 configured or answering, the CLI starts `prefect server start` once, in the background on
@@ -25,9 +30,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Seconds at most before the server writes what it was sent (task runs, events).
+RECORDED_WITHIN = 5
 RECORDER_ENV: dict[str, str] = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": str(RECORDED_WITHIN),
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "1000",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": str(RECORDED_WITHIN),
 }
 #: Starting a server creates its database the first time (migrations): give it time.
 START_TIMEOUT = 180.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -56,17 +57,25 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
 
 
 def start_prefect_server(
-    port: int, env: dict[str, str], timeout: float = 180
+    port: int,
+    env: dict[str, str],
+    timeout: float = 180,
+    *,
+    settings: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """A Prefect server on 127.0.0.1:`port` with ct's recorder settings, in a session of its own,
-    once it answers its health check (the benchmarks' server; stop it with `stop`)."""
-    server = subprocess.Popen(
-        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env={**env, **RECORDER_ENV},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    """A Prefect server on 127.0.0.1:`port` with ct's recorder settings (or `settings` instead),
+    in a session of its own, once it answers its health check (the benchmarks' server; stop it
+    with `stop`). Its output goes to `log` if given."""
+    output = contextlib.nullcontext(subprocess.DEVNULL) if log is None else log.open("ab")
+    with output as out:
+        server = subprocess.Popen(
+            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env={**env, **(RECORDER_ENV if settings is None else settings)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/api"
     try:
         wait_for(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, timeout, url)
