@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.prefect_server import RECORDER_ENV  # noqa: E402
-from webhooks.devstack import free_port, start_prefect_server, stop  # noqa: E402
+from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 TASKS = 15
 #: (label, tasks per step, retraining as a subflow, the model's slot, server settings)
@@ -47,7 +46,6 @@ SETTINGS = {
         "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     },
 }
-RETRYABLE = "Encountered retryable exception"
 
 
 def child(steps: int, tasks: int, subflow: bool, slot: bool) -> None:
@@ -109,32 +107,19 @@ def main() -> None:
         steps, tasks, subflow, slot = args.child
         child(int(steps), int(tasks), subflow == "1", slot == "1")
         return
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CT_"))}
     results = []
     with tempfile.TemporaryDirectory(prefix="ct-prefect-floor-") as tmp:
-        work = Path(tmp)
-        servers, envs, logs = {}, {}, {}
+        servers: dict[str, CountingServer] = {}
         try:
             for name, settings in SETTINGS.items():
-                port = free_port()
-                env = base | {
-                    "PREFECT_HOME": str(work / name),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
-                }
-                logs[name] = work / f"{name}.log"
-                servers[name] = start_prefect_server(port, env, settings=settings, log=logs[name])
-                envs[name] = env | {
-                    "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                    "PREFECT_LOGGING_LEVEL": "WARNING",
-                    "PYTHONPATH": str(ROOT),
-                }
+                servers[name] = start_counting_server(Path(tmp) / name, settings)
             for label, tasks, subflow, slot, name in ROWS:
-                before = logs[name].read_text(errors="replace").count(RETRYABLE)
+                server = servers[name]
+                before = server.busy()
                 flags = [str(args.steps), str(tasks), str(int(subflow)), str(int(slot))]
                 done = subprocess.run(
                     [sys.executable, __file__, "--child", *flags],
-                    env=envs[name],
+                    env=server.env | {"PREFECT_LOGGING_LEVEL": "WARNING"},
                     capture_output=True,
                     text=True,
                     check=False,
@@ -142,12 +127,12 @@ def main() -> None:
                 if done.returncode != 0:
                     raise SystemExit(f"{label} failed:\n{done.stderr[-2000:]}")
                 per_step = float(done.stdout.split()[-1])
-                busy = logs[name].read_text(errors="replace").count(RETRYABLE) - before
+                busy = server.busy() - before
                 results.append((label, per_step, busy / args.steps))
                 print(f"{label}: {per_step:.3f} s per step, {busy} x 503", file=sys.stderr)
         finally:
             for server in servers.values():
-                stop(server)
+                stop(server.process)
     shape = results[0][1]
     print(
         f"{args.steps} empty steps per row, each row a fresh process; ct's server settings "

@@ -19,7 +19,6 @@ Usage: `.venv/bin/python benchmarks/server_settings.py [--runs N]` (about 20 s p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.prefect_server import RECORDER_ENV  # noqa: E402
-from webhooks.devstack import free_port, start_prefect_server, stop  # noqa: E402
+from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 #: What `--runs` compares: ct's settings, the ones ct used before (task-run recorder batched
 #: every 1 s, the event persister as Prefect ships it), and Prefect's own.
@@ -43,7 +42,6 @@ CONFIGS: dict[str, dict[str, str]] = {
     },
     "Prefect's defaults": {},
 }
-RETRYABLE = "Encountered retryable exception"
 
 
 def run_demo(env: dict[str, str], out: Path) -> tuple[float, str]:
@@ -65,44 +63,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="demos per configuration (3)")
     args = parser.parse_args()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CT_"))}
     with tempfile.TemporaryDirectory(prefix="ct-server-settings-") as tmp:
         work = Path(tmp)
-        servers, envs, logs = {}, {}, {}
+        servers: dict[str, CountingServer] = {}
         try:
             for i, (label, settings) in enumerate(CONFIGS.items()):
-                port = free_port()
-                home = work / f"home-{i}"
-                env = base | {
-                    "PREFECT_HOME": str(home),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
-                }
-                logs[label] = work / f"server-{i}.log"
-                servers[label] = start_prefect_server(port, env, settings=settings, log=logs[label])
-                envs[label] = env | {
-                    "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                    "CT_WARM": "0",
-                    "PYTHONPATH": str(ROOT),
-                }
+                servers[label] = start_counting_server(work / f"server-{i}", settings)
             walls: dict[str, list[float]] = {label: [] for label in CONFIGS}
             busy: dict[str, list[int]] = {label: [] for label in CONFIGS}
             tables: set[str] = set()
             for run in range(args.runs):
-                for i, label in enumerate(CONFIGS):
-                    before = logs[label].read_text(errors="replace").count(RETRYABLE)
-                    seconds, table = run_demo(envs[label], work / f"demo-{i}-{run}")
-                    after = logs[label].read_text(errors="replace").count(RETRYABLE)
+                for i, (label, server) in enumerate(servers.items()):
+                    before = server.busy()
+                    env = server.env | {"CT_WARM": "0"}
+                    seconds, table = run_demo(env, work / f"demo-{i}-{run}")
                     walls[label].append(seconds)
-                    busy[label].append(after - before)
+                    busy[label].append(server.busy() - before)
                     tables.add(table)
                     print(
-                        f"{label}, run {run + 1}: {seconds:.1f} s, {after - before} x 503",
+                        f"{label}, run {run + 1}: {seconds:.1f} s, {busy[label][-1]} x 503",
                         file=sys.stderr,
                     )
         finally:
             for server in servers.values():
-                stop(server)
+                stop(server.process)
     first = statistics.median(walls[next(iter(CONFIGS))])
     print(
         f"{args.runs} demos (12 batches x 800 rows) per server, alternating; the demos' tables "

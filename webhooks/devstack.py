@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +84,41 @@ def start_prefect_server(
         stop(server)
         raise
     return server
+
+
+#: What the server logs for each request it answers with 503 (with PREFECT_API_LOG_RETRYABLE_ERRORS).
+RETRYABLE = "Encountered retryable exception"
+
+
+@dataclass
+class CountingServer:
+    """A benchmark's local server with given settings, whose 503s are counted from its log."""
+
+    process: subprocess.Popen[bytes]
+    #: The environment a client of this server runs with (PREFECT_HOME, PREFECT_API_URL, ...).
+    env: dict[str, str]
+    log: Path
+
+    def busy(self) -> int:
+        """How many requests it has answered with 503 so far."""
+        return self.log.read_text(errors="replace").count(RETRYABLE)
+
+
+def start_counting_server(folder: Path, settings: dict[str, str]) -> CountingServer:
+    """`start_prefect_server` with `settings` instead of ct's, its home and log in `folder`, and
+    its retryable errors logged; the caller's PREFECT_* and CT_* variables are left out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CT_"))}
+    env |= {
+        "PREFECT_HOME": str(folder / "home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
+    }
+    port = free_port()
+    log = folder / "server.log"
+    process = start_prefect_server(port, env, settings=settings, log=log)
+    client = env | {"PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONPATH": str(ROOT)}
+    return CountingServer(process, client, log)
 
 
 def signed_headers(
