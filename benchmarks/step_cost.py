@@ -8,7 +8,8 @@ baseline and current `--runs` times, each in its own process (`CT_WARM=0`). The 
 the imports at it). Per run, from the server: the flow runs, task runs, artifacts and events the
 demo left per batch; these counts are what the server must write for every step, and they do not
 depend on the machine's noise, which the wall times do (single demos of one commit have ranged
-over 6 s on this 2-core machine). The demos' tables must be identical: nothing here may change a
+over 6 s on this 2-core machine); and the requests the server answered with 503 (each costs the
+demo about 2 s: flows/prefect_server.py), counted from its log. The demos' tables must be identical: nothing here may change a
 decision.
 
 Usage: `.venv/bin/python benchmarks/step_cost.py [--baseline REV] [--runs N]` (about 25 s per
@@ -18,7 +19,6 @@ demo; the default baseline, 55eb4a5, is the commit before the step was trimmed).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.prefect_server import RECORDED_WITHIN  # noqa: E402
-from webhooks.devstack import free_port, start_prefect_server, stop  # noqa: E402
+from flows.prefect_server import RECORDED_WITHIN, RECORDER_ENV  # noqa: E402
+from webhooks.devstack import start_counting_server, stop  # noqa: E402
 
 BATCHES = 12
 
@@ -113,30 +113,25 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CT_"))}
-        env |= {
-            "PREFECT_HOME": str(work / "home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": url,
-            "CT_WARM": "0",
-        }
-        server = start_prefect_server(port, env)
+        server = start_counting_server(work / "server", RECORDER_ENV)
+        env = server.env | {"CT_WARM": "0"}
+        url = env["PREFECT_API_URL"]
         results: dict[str, list[tuple[float, dict[str, int]]]] = {"baseline": [], "current": []}
         tables: dict[str, set[str]] = {"baseline": set(), "current": set()}
         try:
             for i in range(args.runs):
                 for label, root in (("baseline", base), ("current", ROOT)):
                     since = datetime.now(UTC)
+                    busy = server.busy()
                     seconds, table = run_demo(root, env, work / f"{label}-{i}")
                     time.sleep(RECORDED_WITHIN + 1)  # task runs and events: batched
                     counts = server_counts(url, since, datetime.now(UTC))
+                    counts["503s"] = server.busy() - busy
                     results[label].append((seconds, counts))
                     tables[label].add(table)
                     print(f"{label} run {i + 1}: {seconds:.1f} s, {counts}", file=sys.stderr)
         finally:
-            stop(server)
+            stop(server.process)
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, check=False
             )
@@ -162,6 +157,12 @@ def main() -> None:
             f"| {what + ' per batch (server)':34} | {per['baseline']:10.1f} | {per['current']:10.1f} "
             f"| {per['current'] / per['baseline']:5.2f} |"
         )
+    stalls = {k: statistics.mean(c["503s"] for _, c in v) for k, v in results.items()}
+    ratio = f"{stalls['current'] / stalls['baseline']:5.2f}" if stalls["baseline"] else "    -"
+    print(
+        f"| {'503s per demo, mean (server log)':34} | {stalls['baseline']:10.1f} "
+        f"| {stalls['current']:10.1f} | {ratio} |"
+    )
     if not same:
         raise SystemExit("the demos' tables differ: a change altered a decision")
 
