@@ -7,6 +7,13 @@ reads the pending arrivals of its dataset from Prefect's event log (those not ye
 files into one batch, runs one CT step on it, marks those events done, and looks again. The
 deployment's concurrency limit (1, ENQUEUE) runs one of these at a time; the runs queued by the
 other events of a burst find nothing pending and end at once.
+
+A run can start before the event that triggered it is in the event log: automations act on the
+event as it arrives, while the server writes events in batches, up to 5 s later
+(flows/prefect_server.py), or later still after a failed write. So the trigger passes the event's
+id (`arrival`), and the run first waits until the log has it (or an earlier run marked it done);
+without that wait, such a run found nothing pending and ended, and the batch waited for the next
+arrival or the daily run.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from tasks.report import StepResult
 from tasks.sources import ReadLimits
 
 LOOKBACK = timedelta(days=7)
+#: Seconds a triggered run waits for its event to reach the event log before going on without it.
+LOGGED_WITHIN = 60.0
 
 
 def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
@@ -42,6 +51,24 @@ def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
+def wait_until_logged(
+    dataset: str, arrival: str, done_dir: Path, timeout: float = LOGGED_WITHIN
+) -> bool:
+    """Whether the `ct.data.arrived` event `arrival` reached the event log (or was marked done by
+    an earlier run) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if (done_dir / arrival).exists():
+            return True
+        since = (datetime.now(UTC) - LOOKBACK).isoformat()
+        found = find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
+        if any(e["id"] == arrival for e in found):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+
+
 def mark_done(events: list[dict[str, Any]], done_dir: Path, outcome: str) -> None:
     done_dir.mkdir(parents=True, exist_ok=True)
     for event in events:
@@ -50,14 +77,26 @@ def mark_done(events: list[dict[str, Any]], done_dir: Path, outcome: str) -> Non
 
 @flow(name="process-arrivals")
 def process_arrivals(
-    dataset: str, settle_seconds: float = 10.0, config: CTConfig | None = None
+    dataset: str,
+    settle_seconds: float = 10.0,
+    config: CTConfig | None = None,
+    arrival: str | None = None,
 ) -> list[StepResult]:
-    """Run one CT step per settled burst of arrivals for `dataset`, until none is pending."""
+    """Run one CT step per settled burst of arrivals for `dataset`, until none is pending.
+
+    `arrival`: the id of the `ct.data.arrived` event that started this run (the trigger passes
+    it); the run first waits until the event log has it."""
     logger = get_run_logger()
     config = (config or CTConfig()).for_dataset(dataset)
     folder = Path(config.state_dir) / "arrivals" / dataset
     done_dir = folder / "done"
     results: list[StepResult] = []
+    if arrival and not wait_until_logged(dataset, arrival, done_dir):
+        logger.warning(
+            "Arrival %s is not in the event log after %.0f s; going on with what is there",
+            arrival,
+            LOGGED_WITHIN,
+        )
     while True:
         pending = pending_arrivals(dataset, done_dir)
         if not pending:
