@@ -154,7 +154,11 @@ def fit_candidate(
         return Fitted(estimator.fit(features, train[spec.target].to_numpy(float)), None)
     labels = sorted_labels(train[spec.target].unique())
     if len(labels) < 2:
-        raise ValueError(f"training data has a single class ({labels}); a classifier needs two")
+        raise ValueError(
+            f"training data has a single class ({labels}); a classifier needs two. Nothing was "
+            "registered. Check the batch's labels, or widen retrain.history_batches so that the "
+            "training window holds at least two"
+        )
     return Fitted(estimator.fit(features, encode(train[spec.target], labels)), labels)
 
 
