@@ -54,6 +54,7 @@ def child(steps: int, tasks: int, subflow: bool, slot: bool) -> None:
     from prefect.cache_policies import NO_CACHE
     from prefect.concurrency.sync import concurrency
 
+    from flows.ct import LOCK_LEASE, ensure_model_lock, model_lock_name
     from flows.heartbeats import without_heartbeats
 
     @task(cache_policy=NO_CACHE)
@@ -71,7 +72,7 @@ def child(steps: int, tasks: int, subflow: bool, slot: bool) -> None:
     @flow(name="floor-step")
     def step(i: int) -> int:
         held = (
-            concurrency("ct-floor", occupy=1, strict=True, lease_duration=60)
+            concurrency(model_lock_name("floor"), occupy=1, strict=True, lease_duration=LOCK_LEASE)
             if slot
             else contextlib.nullcontext()
         )
@@ -87,13 +88,7 @@ def child(steps: int, tasks: int, subflow: bool, slot: bool) -> None:
             step(i)
         return (time.perf_counter() - started) / steps
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-
-    with get_client(sync_client=True) as client, contextlib.suppress(Exception):
-        client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name="ct-floor", limit=1)
-        )
+    ensure_model_lock("floor")  # the step's own slot, made as ct makes it
     with without_heartbeats():  # as ct's CLI runs its backtests
         print(f"{backtest():.4f}")
 

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.step_cost import run_demo  # noqa: E402
 from flows.prefect_server import RECORDER_ENV  # noqa: E402
 from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
@@ -42,21 +41,6 @@ CONFIGS: dict[str, dict[str, str]] = {
     },
     "Prefect's defaults": {},
 }
-
-
-def run_demo(env: dict[str, str], out: Path) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "flows/ct.py", "demo", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"demo failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return seconds, "\n".join(line for line in done.stdout.splitlines() if line.startswith("|"))
 
 
 def main() -> None:
@@ -76,7 +60,7 @@ def main() -> None:
                 for i, (label, server) in enumerate(servers.items()):
                     before = server.busy()
                     env = server.env | {"CT_WARM": "0"}
-                    seconds, table = run_demo(env, work / f"demo-{i}-{run}")
+                    seconds, table = run_demo(ROOT, env, work / f"demo-{i}-{run}")
                     walls[label].append(seconds)
                     busy[label].append(server.busy() - before)
                     tables.add(table)

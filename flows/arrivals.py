@@ -39,14 +39,18 @@ LOOKBACK = timedelta(days=7)
 LOGGED_WITHIN = 60.0
 
 
-def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
-    """`ct.data.arrived` events for the dataset in the last week that are not marked done, oldest
-    first. Arrivals for a fleet's model (labelled `ct.fleet`) are ct-fleet's, not this flow's."""
+def logged_arrivals(dataset: str) -> list[dict[str, Any]]:
+    """`ct.data.arrived` events for the dataset in the last week, oldest first."""
     since = (datetime.now(UTC) - LOOKBACK).isoformat()
-    events = find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
+    return find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
+
+
+def pending_arrivals(dataset: str, done_dir: Path) -> list[dict[str, Any]]:
+    """The logged arrivals not marked done. Arrivals for a fleet's model (labelled `ct.fleet`)
+    are ct-fleet's, not this flow's."""
     return [
         e
-        for e in events
+        for e in logged_arrivals(dataset)
         if not (done_dir / e["id"]).exists() and "ct.fleet" not in e.get("resource", {})
     ]
 
@@ -58,11 +62,9 @@ def wait_until_logged(
     an earlier run) within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        if (done_dir / arrival).exists():
-            return True
-        since = (datetime.now(UTC) - LOOKBACK).isoformat()
-        found = find_events("ct.data.arrived", f"ct.dataset.{dataset}", since=since)
-        if any(e["id"] == arrival for e in found):
+        if (done_dir / arrival).exists() or any(
+            e["id"] == arrival for e in logged_arrivals(dataset)
+        ):
             return True
         if time.monotonic() >= deadline:
             return False
