@@ -78,14 +78,32 @@ def follow_the_leader(
     return best if totals[best] > totals[served] else served
 
 
+def suddenly_worse(before: np.ndarray, newest: float, alpha: float) -> bool:
+    """The newest score below the one-sided 1 - alpha prediction interval of the ones before."""
+    m = len(before)
+    if m < 2 or before.std(ddof=1) == 0:
+        return False
+    t = (before.mean() - newest) / (before.std(ddof=1) * np.sqrt(1 + 1 / m))
+    return bool(stats.t.sf(t, m - 1) < alpha)
+
+
 def switch_when_significant(
-    alpha: float, window: int | None = None, fewest: int = 2, skip_equal: bool = False
+    alpha: float,
+    window: int | None = None,
+    fewest: int = 2,
+    skip_equal: bool = False,
+    change_alpha: float = 0.0,
 ) -> Rule:
     def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
         """Move to the policy that beat the one served in a one-sided t-test over batches < t
         (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
-        batches where both scored the same, i.e. served the same model)."""
+        batches where both scored the same, i.e. served the same model); with `change_alpha`,
+        to `always-h0` when the served policy's score on batch t - 1 fell suddenly."""
         first = 0 if window is None else max(0, t - window)
+        if change_alpha and t > 0 and "always-h0" in experts:
+            history = gains[served][first:t]
+            if suddenly_worse(history[:-1], float(history[-1]), change_alpha):
+                return "always-h0"
         choice, strongest = served, 0.0
         for k in experts:
             d = gains[k][first:t] - gains[served][first:t]
@@ -242,7 +260,9 @@ def main() -> None:
         )
     if kept("auto"):
         gate = GateConfig()  # the rule auto runs, with its defaults
-        rule = switch_when_significant(gate.select_alpha, gate.select_window)
+        rule = switch_when_significant(
+            gate.select_alpha, gate.select_window, change_alpha=gate.change_alpha
+        )
         print(check_auto(args.runs, streams, seeds, rule) + "\n")
     print(
         f"Mean over seeds {args.seeds} of the served champion's metric, every batch after the first.\n"

@@ -4,8 +4,9 @@ Every `auto` backtest keeps, in its registry's selection log, every lineage's sc
 (tasks/selection.py). No lineage depends on which one is served, so any switch rule can be replayed
 on those records exactly (benchmarks/selection.py checks that the real `auto` equals the replay of
 its own rule). This script replays the level `alpha` and the fewest batches `n` a test needs, over
-the window `auto` uses, on each seed set, against issue 14's bar: the best of never-updated,
-always, batch, shadow, both (their backtests from the same DIR) and the variant itself.
+the window `auto` uses, and the level of the change test (`gate.change_alpha`; 0: none), on each
+seed set, against issue 14's bar: the best of never-updated, always, batch, shadow, both (their
+backtests from the same DIR) and the variant itself.
 
 Usage: `.venv/bin/python benchmarks/switch_rules.py DIR --seed-sets 1,2,3/4,5/6,7` after
 `benchmarks/policies.py --keep DIR --modes always,batch,shadow,both,auto --seeds ...` for each set.
@@ -67,25 +68,31 @@ def main() -> None:
     gate = GateConfig()
     print(
         f"Switch rules over the last {gate.select_window} batches; auto's default: alpha "
-        f"{gate.select_alpha}, 2 batches. Streams (of 9) where issue 14's rule holds, and the misses "
-        "(points below the best).\n"
+        f"{gate.select_alpha}, 2 batches, change test at {gate.change_alpha}. Streams (of 9) where "
+        "issue 14's rule holds, and the misses (points below the best).\n"
     )
     print(
-        "| alpha | fewest batches | batches with the same model | "
+        "| alpha | fewest batches | batches with the same model | change test | "
         + " | ".join(f"seeds {'-'.join(map(str, s))}" for s in seed_sets)
         + " | in all |"
     )
-    print("|---|---|---|" + "---|" * (len(seed_sets) + 1))
+    print("|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
     records = {
         (st, s): lineage_records(args.runs, st, s) for ss in seed_sets for s in ss for st in STREAMS
     }
     bars = {
         (st, i): policy_means(args.runs, st, ss) for i, ss in enumerate(seed_sets) for st in STREAMS
     }
-    variants = [(a, n, False) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4, 5)]
-    variants += [(a, 2, True) for a in (0.1, 0.2, 0.3)]
-    for alpha, fewest, skip_equal in variants:
-        rule = switch_when_significant(alpha, gate.select_window, fewest, skip_equal)
+    default = (gate.select_alpha, 2, False, gate.change_alpha)
+    variants = [default]
+    variants += [(gate.select_alpha, 2, False, c) for c in (0.0, 0.01, 0.0001)]
+    variants += [(a, n, False, c) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4)]
+    variants += [(a, 2, True, c) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
+    variants = list(dict.fromkeys(variants))  # the default once, first
+    for alpha, fewest, skip_equal, change in variants:
+        rule = switch_when_significant(
+            alpha, gate.select_window, fewest, skip_equal, change_alpha=change
+        )
         cells, total = [], 0
         for i, seeds in enumerate(seed_sets):
             held, missed = 0, []
@@ -105,6 +112,7 @@ def main() -> None:
             cells.append(f"{held} of 9 ({', '.join(missed) or '-'})")
         print(
             f"| {alpha} | {fewest} | {'left out' if skip_equal else 'counted (d = 0)'} | "
+            f"{change or 'none'}{' (default)' if (alpha, fewest, skip_equal, change) == default else ''} | "
             + " | ".join(cells)
             + f" | {total} of {9 * len(seed_sets)} |"
         )

@@ -869,7 +869,12 @@ def auto_stage(
         record = SelectionRecord(
             batch_id=batch_id,
             start=versions["never"],
-            served=choose(records, alpha=gate.select_alpha, window=gate.select_window).chosen,
+            served=choose(
+                records,
+                alpha=gate.select_alpha,
+                window=gate.select_window,
+                change_alpha=gate.change_alpha,
+            ).chosen,
             metric=metric,
             higher_is_better=get_metric(metric).higher_is_better,
             versions=versions,
@@ -943,16 +948,12 @@ def auto_stage(
         after=dict(versions),
         alpha=gate.select_alpha,
         window=gate.select_window,
+        change_alpha=gate.change_alpha,
     )
     target = versions[choice.chosen]
     previous = champion.version.version
     if target != previous:
-        why = (
-            f"auto: {choice.chosen} beat {choice.served} over the last {choice.batches} batches "
-            f"(t {choice.evidence()['t']:.2f}, p {choice.evidence()['p_value']:.3g})"
-            if choice.switched
-            else f"auto: {choice.chosen} moved to v{target}"
-        )
+        why = choice.reason() if choice.switched else f"auto: {choice.chosen} moved to v{target}"
         crowned = registry.get(name, version=target)
         crown(
             crowned,

@@ -270,6 +270,10 @@ class GateConfig(_Section):
     #: t-test at this level, over the last select_window batches.
     select_alpha: float = Field(0.2, gt=0, le=0.5)
     select_window: int = Field(10, ge=2)
+    #: auto: the served lineage's score on a batch falling below the one-sided prediction
+    #: interval of its earlier batches at this level is a sudden change: the model of the new
+    #: batch alone serves next (tasks/selection.py). 0 turns the test off.
+    change_alpha: float = Field(0.001, ge=0, lt=0.5)
     #: A challenger that has not won after this many batches is dropped.
     budget_batches: int = Field(10, ge=1)
     #: The challenger's evidence: rows per block (longer than the rows' dependence), and the

@@ -26,6 +26,23 @@ lineage with the largest t among those with p < `gate.select_alpha`; a lineage i
 served one on every batch (the same model) is not a contender. The champion alias then points at
 the chosen lineage's model (a `ct.model.promoted` event with `"via": "selection"` and the test).
 
+**A sudden change.** The record can only show that another lineage is better on a batch *after*
+the one that changed: every lineage's model was trained before it. Waiting for that record costs a
+whole batch served by a stale model, the one cost the t-test cannot avoid (the demo's abrupt change,
+a concept that reverses). But the change shows at once in the served lineage's own score: it falls
+far below its earlier batches. So, first, the newest score x of the served lineage is compared with
+its m earlier scores in the window (mean x̄, standard deviation s): under "nothing changed", with
+batch scores independent and normal, T = (x̄ - x) / (s·sqrt(1 + 1/m)) follows Student's t with
+m - 1 degrees of freedom (the one-sided prediction interval for a new observation, e.g. Hahn &
+Meeker, *Statistical Intervals*, 1991, §4.7). If P(t_{m-1} ≥ T) < `gate.change_alpha` (m ≥ 2),
+the served lineage has met a change, and `always-h0` serves next: the model trained on the changed
+batch alone, what a drift detector's "retrain on the data since the change" (DDM, Gama et al.
+2004; ADWIN, Bifet & Gavaldà 2007) does. From there the t-test goes on as before, and moves to
+another lineage when the record says so. A false alarm costs one batch served by `always-h0`,
+whose record then sends the selection back; its rate per batch is `change_alpha` (0.001) under
+normal batch scores (measured by simulation in tests/unit/test_selection.py), higher under the
+heavier tails of clustered rows, which is why it is so small.
+
 The rule is a replay of the policies' own backtests: no lineage depends on which one is served,
 so what `auto` serves on batch t is exactly what the chosen policy's champion scored there.
 Measured that way (benchmarks/selection.py on benchmarks/policies.py's backtests) before it was
@@ -94,6 +111,25 @@ class Contender(BaseModel):
     p_value: float | None
 
 
+#: Served after a sudden change: the model trained on the changed batch alone.
+AFTER_CHANGE = "always-h0"
+
+
+class Change(BaseModel):
+    """The served lineage's score on the newest batch against its earlier ones in the window: a
+    fall outside their one-sided prediction interval is a sudden change."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lineage: str
+    #: The newest batch's metric, and the mean of the earlier batches' (as the record has them).
+    metric: float
+    mean_before: float
+    batches_before: int
+    t: float
+    p_value: float
+
+
 class Choice(BaseModel):
     """The lineage to serve next, and the test behind it."""
 
@@ -103,6 +139,14 @@ class Choice(BaseModel):
     chosen: str
     batches: int
     contenders: list[Contender]
+    #: The change test on the served lineage (None: too few batches, or no spread to judge by).
+    change: Change | None = None
+    change_alpha: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """The served lineage met a sudden change (and so `AFTER_CHANGE` serves next)."""
+        return self.change is not None and self.change.p_value < self.change_alpha
 
     @property
     def switched(self) -> bool:
@@ -118,12 +162,55 @@ class Choice(BaseModel):
             "mean_gain": None if won is None else won.mean_gain,
             "t": None if won is None else won.t,
             "p_value": None if won is None else won.p_value,
+            "change": None if not self.changed else self.change.model_dump(),  # type: ignore[union-attr]
         }
 
+    def reason(self) -> str:
+        """Why the chosen lineage serves, in a sentence."""
+        if self.changed:
+            c = self.change
+            assert c is not None
+            return (
+                f"auto: {c.lineage}'s score fell to {c.metric:.4g} from {c.mean_before:.4g} over "
+                f"{c.batches_before} batches (t {c.t:.2f}, p {c.p_value:.2g} < "
+                f"{self.change_alpha}): a sudden change, so {self.chosen}, trained on the new batch "
+                "alone, serves"
+            )
+        e = self.evidence()
+        return (
+            f"auto: {self.chosen} beat {self.served} over the last {self.batches} batches "
+            f"(t {e['t']:.2f}, p {e['p_value']:.3g})"
+        )
 
-def choose(records: list[SelectionRecord], *, alpha: float, window: int) -> Choice:
+
+def detect_change(records: list[SelectionRecord]) -> Change | None:
+    """The change test (module docstring) on the newest record's served lineage; None when fewer
+    than two earlier records, or no spread among them, leave nothing to judge by."""
+    if len(records) < 3:
+        return None
+    lineage = records[-1].served
+    before = np.array([r.gains()[lineage] for r in records[:-1]])
+    x, m = records[-1].gains()[lineage], len(before)
+    spread = float(before.std(ddof=1))
+    if spread == 0.0 or not np.isfinite(spread):
+        return None
+    t = float((before.mean() - x) / (spread * np.sqrt(1.0 + 1.0 / m)))
+    sign = 1.0 if records[-1].higher_is_better else -1.0
+    return Change(
+        lineage=lineage,
+        metric=sign * x,
+        mean_before=sign * float(before.mean()),
+        batches_before=m,
+        t=t,
+        p_value=float(stats.t.sf(t, m - 1)),
+    )
+
+
+def choose(
+    records: list[SelectionRecord], *, alpha: float, window: int, change_alpha: float = 0.0
+) -> Choice:
     """The switch rule (module docstring) on the newest `window` records of the current run; the
-    served lineage is the newest record's."""
+    served lineage is the newest record's. `change_alpha` 0: no change test."""
     if not records:
         return Choice(served=START, chosen=START, batches=0, contenders=[])
     served = records[-1].served
@@ -145,7 +232,17 @@ def choose(records: list[SelectionRecord], *, alpha: float, window: int) -> Choi
             if p < alpha and t > strongest:
                 chosen, strongest = k, t
         contenders.append(Contender(lineage=k, mean_gain=float(d.mean()), t=t, p_value=p))
-    return Choice(served=served, chosen=chosen, batches=len(recent), contenders=contenders)
+    change = detect_change(recent) if change_alpha > 0 else None
+    if change is not None and change.p_value < change_alpha:
+        chosen = AFTER_CHANGE
+    return Choice(
+        served=served,
+        chosen=chosen,
+        batches=len(recent),
+        contenders=contenders,
+        change=change,
+        change_alpha=change_alpha,
+    )
 
 
 def read_selection(
@@ -194,6 +291,20 @@ def selection_markdown(
             f"| `{k}`{mark} | v{record.versions[k]} | {record.metrics[k]:.4f} | {gain} | {t} | {p} "
             f"| v{after[k]} |"
         )
+    change = choice.change
+    if change is not None:
+        verdict = (
+            f"a sudden change: `{choice.chosen}`, trained on the new batch alone, serves next"
+            if choice.changed
+            else "no sudden change"
+        )
+        lines += [
+            "",
+            f"Change test: `{change.lineage}` scored {change.metric:.4f} on this batch against "
+            f"{change.mean_before:.4f} on its {change.batches_before} batches before "
+            f"(t {change.t:.2f}, p {change.p_value:.3g}; a change at p < {choice.change_alpha}): "
+            f"{verdict}.",
+        ]
     return "\n".join(lines)
 
 
@@ -206,14 +317,15 @@ def select_lineage(
     after: dict[str, int],
     alpha: float,
     window: int,
+    change_alpha: float,
 ) -> Choice:
     """Choose the lineage to serve from the records (this batch's the newest), log it and publish
     the `selection` artifact."""
-    choice = choose(records, alpha=alpha, window=window)
+    choice = choose(records, alpha=alpha, window=window, change_alpha=change_alpha)
     get_run_logger().info(
         "auto: %s serves next%s",
         choice.chosen,
-        f" (switched from {choice.served}: {choice.evidence()})" if choice.switched else "",
+        f" ({choice.reason()})" if choice.switched else "",
     )
     publish_markdown(
         key="selection",

@@ -158,10 +158,11 @@ def test_mode_auto_serves_the_lineage_whose_record_wins_and_each_lineage_is_its_
         for lineage, theirs in own.items():
             assert record.metrics[lineage] == pytest.approx(theirs[k].champion_metric), lineage
         # served: the rule's choice over the records before this batch; it scored what it served
-        expected = choose(records[: k - 1], alpha=0.2, window=10).chosen if k > 1 else "never"
+        rule = {"alpha": 0.2, "window": 10, "change_alpha": config.gate.change_alpha}
+        expected = choose(records[: k - 1], **rule).chosen if k > 1 else "never"
         assert record.served == expected
         assert step.champion_metric == pytest.approx(record.metrics[record.served])
-        assert step.lineage == choose(records[:k], alpha=0.2, window=10).chosen
+        assert step.lineage == choose(records[:k], **rule).chosen
     # the champion is the served lineage's model; the drift makes learning pay, and auto leaves never
     final = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
     assert registry.alias(name, "champion") == final[steps[-1].lineage]
@@ -177,6 +178,41 @@ def test_mode_auto_serves_the_lineage_whose_record_wins_and_each_lineage_is_its_
     again = continuous_training(files[-1], config)
     assert again.outcome.startswith(ALREADY)
     assert len(read_selection(registry, name, last=100)[0]) == len(records)
+
+
+def test_mode_auto_meets_the_demo_s_abrupt_change_with_the_model_of_the_new_batch(
+    tmp_path, demo_files, events_until
+):
+    """Batch 6 of the demo changes abruptly: every lineage was trained before it and falls. The
+    served one's fall is far outside its earlier batches, so the model trained on batch 6 alone
+    serves batch 7 (without the change test, never-updated would serve it: no lineage's record
+    beats it until batch 7 is scored)."""
+    name = "auto-demo"
+    config = config_for(tmp_path, name, "auto")
+    registry = ModelRegistry(url=config.registry_url)
+    steps = [continuous_training(path, config) for path in demo_files[:7]]
+    records, _ = read_selection(registry, name, last=100)
+    sixth = records[4]  # records start at batch 2
+    served = sixth.served  # never, or a lineage the record had switched to on noise
+    assert sixth.batch_id == steps[5].batch_id and served != "always-h0"
+    assert sixth.metrics[served] < 0.6 < min(r.metrics[served] for r in records[:4])
+    assert steps[5].lineage == "always-h0" and f"switched from {served}" in steps[5].outcome
+    assert choose(records[:5], alpha=0.2, window=10).chosen == served  # the t-test alone waits
+    assert records[5].served == "always-h0"
+    assert steps[6].champion_metric == pytest.approx(records[5].metrics["always-h0"])
+    assert steps[6].champion_metric > sixth.metrics[served] + 0.2
+    events = events_until(
+        "ct.model.promoted",
+        f"ct.model.{name}",
+        lambda es: any((e["payload"].get("evidence") or {}).get("change") for e in es),
+    )
+    change = next(
+        e["payload"]["evidence"]["change"]
+        for e in events
+        if (e["payload"].get("evidence") or {}).get("change")
+    )
+    assert change["lineage"] == served and change["p_value"] < config.gate.change_alpha
+    assert any("a sudden change" in (e.reason or "") for e in registry.alias_log(name))
 
 
 def test_auto_cut_off_after_moving_some_lineages_finishes_the_rest_on_a_re_run(tmp_path):

@@ -3,6 +3,7 @@ formula and scipy, and the rule against the replay it was measured with (benchma
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -11,7 +12,16 @@ import pytest
 from scipy import stats
 
 from blocks.registry import AliasConflictError, ModelRegistry
-from tasks.selection import LINEAGES, START, SelectionRecord, append_record, choose, read_selection
+from tasks.selection import (
+    AFTER_CHANGE,
+    LINEAGES,
+    START,
+    SelectionRecord,
+    append_record,
+    choose,
+    detect_change,
+    read_selection,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from selection import replay, switch_when_significant
@@ -35,13 +45,24 @@ def records_of(
     ]
 
 
-def serve_along(metrics: dict[str, list[float]], *, alpha: float, window: int, higher: bool = True):
+def serve_along(
+    metrics: dict[str, list[float]],
+    *,
+    alpha: float,
+    window: int,
+    higher: bool = True,
+    change_alpha: float = 0.0,
+):
     """Step through the batches as the CT step does: each record's served lineage is the choice
     over the records before it."""
     records: list[SelectionRecord] = []
     n = len(next(iter(metrics.values())))
     for t in range(n):
-        served = choose(records, alpha=alpha, window=window).chosen if records else START
+        served = (
+            choose(records, alpha=alpha, window=window, change_alpha=change_alpha).chosen
+            if records
+            else START
+        )
         one = {k: v[: t + 1] for k, v in metrics.items()}
         records = records_of(one, higher=higher, served=[*(r.served for r in records), served])
     return records
@@ -92,24 +113,92 @@ def test_only_the_window_and_the_current_run_count():
     assert choose([*records[:-2], *restarted], alpha=0.2, window=8).chosen == "never"
 
 
-@pytest.mark.parametrize("window", [None, 5, 10])
-def test_the_rule_serves_what_the_measured_replay_served(window):
-    """On random streams where lineages lead in turn, serving batch by batch with `choose` gives
-    the same lineages and the same mean as benchmarks/selection.py's replay of the rule."""
+@pytest.mark.parametrize(("window", "change_alpha"), [(None, 0.0), (5, 0.0), (10, 0.0), (10, 0.05)])
+def test_the_rule_serves_what_the_measured_replay_served(window, change_alpha):
+    """On random streams where lineages lead in turn (and, with the change test, where the
+    concept sometimes changes suddenly), serving batch by batch with `choose` gives the same
+    lineages and the same mean as benchmarks/selection.py's replay of the rule."""
     rng = np.random.default_rng(7)
+    changes = 0
     for _ in range(40):
         n = int(rng.integers(3, 25))
         drift = {k: rng.normal(0, 0.02) for k in LINEAGES}
         metrics = {
             k: list(0.7 + drift[k] * np.arange(n) + 0.03 * rng.standard_normal(n)) for k in LINEAGES
         }
+        if change_alpha and n > 6:  # every lineage falls at one batch; the fresh ones recover
+            at = int(rng.integers(4, n - 1))
+            for k in LINEAGES:
+                metrics[k][at] -= 0.3
+                if k != "never":
+                    metrics[k][at + 1 :] = [v + rng.uniform(0, 0.2) for v in metrics[k][at + 1 :]]
         metrics["batch"] = list(metrics["always"])  # two lineages with the same model: ties
-        records = serve_along(metrics, alpha=0.2, window=window or 10_000)
+        records = serve_along(
+            metrics, alpha=0.2, window=window or 10_000, change_alpha=change_alpha
+        )
         values = {k: np.array(v) for k, v in metrics.items()}
-        rule = switch_when_significant(0.2, window)
+        rule = switch_when_significant(0.2, window, change_alpha=change_alpha)
         mean = replay(rule, values, values, LINEAGES)
         served = np.mean([values[r.served][t] for t, r in enumerate(records)])
         assert served == pytest.approx(mean)
+        changes += sum(r.served == AFTER_CHANGE != p.served for p, r in itertools.pairwise(records))
+    assert changes > 0 or not change_alpha  # the change test did decide some of them
+
+
+def test_the_change_test_is_the_one_sided_prediction_interval():
+    """T = (mean - x) / (s sqrt(1 + 1/m)) on m earlier scores, Student's t with m - 1 degrees of
+    freedom: against the formula, scipy, and a published quantile."""
+    before = [0.81, 0.83, 0.80, 0.84]
+    metrics = {k: [*before, 0.55] for k in LINEAGES}
+    change = detect_change(records_of(metrics, served=["never"] * 5))
+    assert change is not None
+    b = np.array(before)
+    t = (b.mean() - 0.55) / (b.std(ddof=1) * np.sqrt(1 + 1 / 4))
+    assert change.t == pytest.approx(t) and change.batches_before == 4
+    assert change.p_value == pytest.approx(stats.t.sf(t, 3))
+    assert change.metric == 0.55 and change.mean_before == pytest.approx(b.mean())
+    # Student's t, 3 degrees of freedom: the one-sided 0.001 point is 10.215 (published tables)
+    assert stats.t.sf(10.215, 3) == pytest.approx(0.001, rel=1e-3)
+    # a lower-is-better metric: a rise of the error is the fall of the score
+    errors = {k: [5.0, 5.2, 4.9, 5.1, 9.0] for k in LINEAGES}
+    worse = detect_change(records_of(errors, higher=False, served=["never"] * 5))
+    assert worse is not None and worse.t > 0 and worse.metric == 9.0
+
+
+def test_a_sudden_fall_of_the_served_score_serves_the_new_batch_alone_at_once():
+    # the demo's abrupt change: every lineage was trained before it, so all fall together; the
+    # t-test sees nothing yet (no lineage is better on it), the change test does
+    metrics = {k: [0.82, 0.83, 0.81, 0.79, 0.41] for k in LINEAGES}
+    records = records_of(metrics, served=["never"] * 5)
+    assert choose(records, alpha=0.2, window=10).chosen == "never"
+    choice = choose(records, alpha=0.2, window=10, change_alpha=0.001)
+    assert choice.changed and choice.chosen == AFTER_CHANGE == "always-h0" and choice.switched
+    assert choice.evidence()["change"]["p_value"] < 0.001
+    assert "a sudden change" in choice.reason() and "fell to 0.41" in choice.reason()
+    # an ordinary dip, as clustered rows give, is no change; nor is anything with too few batches
+    dip = {k: [0.71, 0.63, 0.78, 0.71, 0.69, 0.74, 0.62] for k in LINEAGES}
+    assert not choose(
+        records_of(dip, served=["never"] * 7), alpha=0.2, window=10, change_alpha=0.001
+    ).changed
+    two = {k: [0.82, 0.41] for k in LINEAGES}
+    assert detect_change(records_of(two, served=["never"] * 2)) is None
+
+
+def test_false_alarms_of_the_change_test_happen_at_its_level():
+    """Simulated: scores independent and normal, nothing changes; the share of batches the test
+    calls a change is its alpha (within four Monte-Carlo standard errors)."""
+    rng = np.random.default_rng(11)
+    alpha, trials = 0.05, 4000
+    alarms = 0
+    for _ in range(trials):
+        m = int(rng.integers(2, 10))
+        scores = list(0.75 + 0.03 * rng.standard_normal(m + 1))
+        change = detect_change(
+            records_of({k: scores for k in LINEAGES}, served=["never"] * (m + 1))
+        )
+        assert change is not None
+        alarms += change.p_value < alpha
+    assert abs(alarms / trials - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / trials)
 
 
 def test_one_record_per_batch_by_compare_and_swap(tmp_path):
