@@ -93,18 +93,27 @@ def switch_when_significant(
     fewest: int = 2,
     skip_equal: bool = False,
     change_alpha: float = 0.0,
+    split: bool = False,
 ) -> Rule:
     def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
         """Move to the policy that beat the one served in a one-sided t-test over batches < t
         (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
         batches where both scored the same, i.e. served the same model); with `change_alpha`,
-        to `always-h0` when the served policy's score on batch t - 1 fell suddenly."""
+        to `always-h0` when the served policy's score on batch t - 1 fell suddenly; `split`:
+        each test at alpha over the number of distinct contenders (Bonferroni)."""
         first = 0 if window is None else max(0, t - window)
         if change_alpha and t > 0 and "always-h0" in experts:
             history = gains[served][first:t]
             if suddenly_worse(history[:-1], float(history[-1]), change_alpha):
                 return "always-h0"
         choice, strongest = served, 0.0
+        level = alpha
+        if split:  # lineages with the same scores (the same models) are one contender
+            distinct: list[np.ndarray] = []
+            for k in experts:
+                if k != served and not any(np.allclose(gains[k][first:t], g) for g in distinct):
+                    distinct.append(gains[k][first:t])
+            level = alpha / max(1, len(distinct))
         for k in experts:
             d = gains[k][first:t] - gains[served][first:t]
             if skip_equal:
@@ -114,7 +123,7 @@ def switch_when_significant(
             with warnings.catch_warnings():  # nearly equal gains on every batch: scipy warns
                 warnings.simplefilter("ignore", RuntimeWarning)
                 test = stats.ttest_1samp(d, 0.0, alternative="greater")
-            if test.pvalue < alpha and test.statistic > strongest:
+            if test.pvalue < level and test.statistic > strongest:
                 choice, strongest = k, float(test.statistic)
         return choice
 

@@ -2,14 +2,21 @@
 
 Every `auto` backtest keeps, in its registry's selection log, every lineage's score on every batch
 (tasks/selection.py). No lineage depends on which one is served, so any switch rule can be replayed
-on those records exactly (benchmarks/selection.py checks that the real `auto` equals the replay of
-its own rule). This script replays the level `alpha` and the fewest batches `n` a test needs, over
-the window `auto` uses, and the level of the change test (`gate.change_alpha`; 0: none), on each
-seed set, against issue 14's bar: the best of never-updated, always, batch, shadow, both (their
-backtests from the same DIR) and the variant itself.
+on those records exactly. The lineages `never`, `always` and `batch` are those policies run for real
+inside the same step (tests/flows/test_challenger.py checks them against the modes' own backtests),
+so their records are the bar's never, always and batch; shadow and both come from their own
+backtests in the same DIR.
+
+First, per seed set, the default rule: every stream's mean over seeds of never, always, batch,
+shadow, both and the real `auto` backtests, with issue 14's verdict (within 0.5 points of the best,
+at most 0.5 below never-updated), and a check that the real `auto` served, batch by batch, what the
+replay of its rule serves. Then the variants: the level `alpha` and the fewest batches `n` of the
+switch test over the window `auto` uses, the level of the change test (`gate.change_alpha`; none:
+the rule before it), and a t-test level split over the distinct contenders (Bonferroni).
 
 Usage: `.venv/bin/python benchmarks/switch_rules.py DIR --seed-sets 1,2,3/4,5/6,7` after
-`benchmarks/policies.py --keep DIR --modes always,batch,shadow,both,auto --seeds ...` for each set.
+`benchmarks/policies.py --keep DIR --modes shadow,both,auto --seeds ...` for each set (about 20
+minutes per seed of the 9 streams on 2 cores; this script takes a minute).
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
-from selection import Rule, gains_of, served_values, switch_when_significant
+from selection import Rule, gains_of, served_values, suddenly_worse, switch_when_significant
 
 from tasks.config import GateConfig
 from tasks.selection import LINEAGES
@@ -46,17 +54,84 @@ def served_mean(rule: Rule, metric: str, values: dict[str, np.ndarray]) -> float
     return float(np.mean(served_values(rule, gains_of(metric, values), values, LINEAGES)))
 
 
-def policy_means(runs: Path, stream: str, seeds: list[int]) -> dict[str, float]:
+def bar_means(
+    runs: Path, stream: str, seeds: list[int], records: dict[tuple[str, int], Any]
+) -> dict[str, float]:
+    """Each policy's mean over seeds of its mean over batches after the first: never, always and
+    batch from the lineage records, shadow and both from their backtests, auto from its own."""
+
     def later(policy: str, seed: int) -> pd.DataFrame:
         table = pd.read_csv(runs / f"{stream}-{policy}-{seed}" / "backtest.csv")
         return table[table["batch"] > 1]
 
     means = {
-        p: float(np.mean([later(p, s)["metric_champion"].mean() for s in seeds]))
-        for p in ("always", "batch", "shadow", "both")
+        p: float(np.mean([records[(stream, s)][1][p].mean() for s in seeds]))
+        for p in ("never", "always", "batch")
     }
-    means["never"] = float(np.mean([later("always", s)["metric_static"].mean() for s in seeds]))
+    for p in ("shadow", "both", "auto"):
+        means[p] = float(np.mean([later(p, s)["metric_champion"].mean() for s in seeds]))
     return means
+
+
+def check_real_auto(runs: Path, rule: Rule, records: dict[tuple[str, int], Any]) -> str:
+    """The real auto backtests serve what the replay of the default rule serves."""
+    largest, batches = 0.0, 0
+    for (stream, seed), (metric, values) in records.items():
+        replayed = served_values(rule, gains_of(metric, values), values, LINEAGES)
+        table = pd.read_csv(runs / f"{stream}-auto-{seed}" / "backtest.csv")
+        real = table[table["batch"] > 1]["metric_champion"].to_numpy(float)
+        largest = max(largest, float(np.abs(real - replayed).max()))
+        batches += len(real)
+    return (
+        f"The real auto backtests against the replay of their rule: {batches} batches of "
+        f"{len(records)} backtests, largest difference {largest:.3g}."
+    )
+
+
+SHOWN = ("never", "always", "batch", "shadow", "both", "auto")
+
+
+def changes_fired(metric: str, values: dict[str, np.ndarray], alpha: float, window: int) -> int:
+    """How often the change test fired along the default rule's own path."""
+    gains = gains_of(metric, values)
+    rule = switch_when_significant(GateConfig().select_alpha, window, change_alpha=alpha)
+    served, fired = LINEAGES[0], 0
+    for t in range(len(values["never"])):
+        if t > 0:
+            history = gains[served][max(0, t - window) : t]
+            fired += suddenly_worse(history[:-1], float(history[-1]), alpha)
+        served = rule(gains, t, served, LINEAGES)
+    return fired
+
+
+def verdict_table(
+    seeds: list[int],
+    bars: dict[str, dict[str, float]],
+    metrics: dict[str, str],
+    held: dict[str, int],
+) -> list[str]:
+    """The per-stream table of one seed set; adds each policy's streams where the rule holds to
+    `held`."""
+    shown = SHOWN
+    lines = [
+        f"Seeds {', '.join(map(str, seeds))}:\n",
+        "| stream | metric | " + " | ".join(shown) + " | best | default rule |",
+        "|---|---|" + "---|" * (len(shown) + 2),
+    ]
+    for stream, means in bars.items():
+        metric, never = metrics[stream], means["never"]
+        score = {k: points(means[k], never, metric) for k in shown}
+        best = max(shown, key=lambda k: score[k])
+        for k in shown:
+            held[k] += keeps_rule(score[best] - score[k], score["never"] - score[k])
+        below_best, below_never = score[best] - score["auto"], score["never"] - score["auto"]
+        verdict = "ok" if keeps_rule(below_best, below_never) else "MISSED"
+        cells = " | ".join(f"{means[k]:.3f}{' *' if k == best else ''}" for k in shown)
+        lines.append(
+            f"| {stream} | {metric} | {cells} | {best} | {verdict} ({below_best:.1f} below best, "
+            f"{below_never:+.1f} vs never) |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -66,32 +141,77 @@ def main() -> None:
     args = parser.parse_args()
     seed_sets = [[int(s) for s in part.split(",")] for part in args.seed_sets.split("/")]
     gate = GateConfig()
+    records = {
+        (st, s): lineage_records(args.runs, st, s) for ss in seed_sets for s in ss for st in STREAMS
+    }
+    bars = {
+        (st, i): bar_means(args.runs, st, ss, records)
+        for i, ss in enumerate(seed_sets)
+        for st in STREAMS
+    }
+    default_rule = switch_when_significant(
+        gate.select_alpha, gate.select_window, change_alpha=gate.change_alpha
+    )
+    print(check_real_auto(args.runs, default_rule, records) + "\n")
+    print(
+        "The serving champion's metric over every batch after the first, before anything learned "
+        "from it; the mean over seeds. Points: accuracy x 100, or percent of never-updated's MAE.\n"
+    )
+    metrics = {st: records[(st, seed_sets[0][0])][0] for st in STREAMS}
+    held_per_set = []
+    for i, seeds in enumerate(seed_sets):
+        held = dict.fromkeys(SHOWN, 0)
+        print("\n".join(verdict_table(seeds, {st: bars[(st, i)] for st in STREAMS}, metrics, held)))
+        print()
+        held_per_set.append(held)
+    print("Streams where issue 14's rule holds, per policy (the best of all six is the bar):\n")
+    print(
+        "| policy | "
+        + " | ".join(f"seeds {'-'.join(map(str, s))}" for s in seed_sets)
+        + " | in all |"
+    )
+    print("|---|" + "---|" * (len(seed_sets) + 1))
+    for k in SHOWN[1:]:
+        counts = [h[k] for h in held_per_set]
+        print(
+            f"| {k} | "
+            + " | ".join(f"{c} of 9" for c in counts)
+            + f" | {sum(counts)} of {9 * len(seed_sets)} |"
+        )
+    print(
+        f"\nThe change test fired (at {gate.change_alpha}), summed over seeds {', '.join(str(s) for ss in seed_sets for s in ss)}:\n"
+    )
+    print("| stream | backtests | batches | fired |")
+    print("|---|---|---|---|")
+    for stream in STREAMS:
+        keys = [k for k in records if k[0] == stream]
+        fired = sum(changes_fired(*records[k], gate.change_alpha, gate.select_window) for k in keys)
+        batches = sum(len(records[k][1]["never"]) for k in keys)
+        print(f"| {stream} | {len(keys)} | {batches} | {fired} |")
+    print()
     print(
         f"Switch rules over the last {gate.select_window} batches; auto's default: alpha "
         f"{gate.select_alpha}, 2 batches, change test at {gate.change_alpha}. Streams (of 9) where "
         "issue 14's rule holds, and the misses (points below the best).\n"
     )
     print(
-        "| alpha | fewest batches | batches with the same model | change test | "
+        "| switch test's level | fewest batches | batches with the same model | change test | "
         + " | ".join(f"seeds {'-'.join(map(str, s))}" for s in seed_sets)
         + " | in all |"
     )
     print("|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
-    records = {
-        (st, s): lineage_records(args.runs, st, s) for ss in seed_sets for s in ss for st in STREAMS
-    }
-    bars = {
-        (st, i): policy_means(args.runs, st, ss) for i, ss in enumerate(seed_sets) for st in STREAMS
-    }
-    default = (gate.select_alpha, 2, False, gate.change_alpha)
+    default = (gate.select_alpha, 2, False, gate.change_alpha, False)
     variants = [default]
-    variants += [(gate.select_alpha, 2, False, c) for c in (0.0, 0.01, 0.0001)]
-    variants += [(a, n, False, c) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4)]
-    variants += [(a, 2, True, c) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
+    variants += [(gate.select_alpha, 2, False, c, False) for c in (0.0, 0.01, 0.0001)]
+    variants += [
+        (a, n, False, c, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4)
+    ]
+    variants += [(a, 2, True, c, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
+    variants += [(a, 2, False, 0.001, True) for a in (0.2, 0.3, 0.4, 0.5)]
     variants = list(dict.fromkeys(variants))  # the default once, first
-    for alpha, fewest, skip_equal, change in variants:
+    for alpha, fewest, skip_equal, change, split in variants:
         rule = switch_when_significant(
-            alpha, gate.select_window, fewest, skip_equal, change_alpha=change
+            alpha, gate.select_window, fewest, skip_equal, change_alpha=change, split=split
         )
         cells, total = [], 0
         for i, seeds in enumerate(seed_sets):
@@ -99,7 +219,8 @@ def main() -> None:
             for stream in STREAMS:
                 metric = records[(stream, seeds[0])][0]
                 value = float(np.mean([served_mean(rule, *records[(stream, s)]) for s in seeds]))
-                means = bars[(stream, i)] | {"variant": value}
+                bar = {k: v for k, v in bars[(stream, i)].items() if k != "auto"}
+                means = bar | {"variant": value}
                 never = means["never"]
                 top = max(points(v, never, metric) for v in means.values())
                 score = points(value, never, metric)
@@ -110,9 +231,11 @@ def main() -> None:
                     missed.append(f"{stream} {below_best:.1f}")
             total += held
             cells.append(f"{held} of 9 ({', '.join(missed) or '-'})")
+        level = f"{alpha} / contenders" if split else str(alpha)
+        same = "left out" if skip_equal else "counted (d = 0)"
+        mark = " (default)" if (alpha, fewest, skip_equal, change, split) == default else ""
         print(
-            f"| {alpha} | {fewest} | {'left out' if skip_equal else 'counted (d = 0)'} | "
-            f"{change or 'none'}{' (default)' if (alpha, fewest, skip_equal, change) == default else ''} | "
+            f"| {level} | {fewest} | {same} | {change or 'none'}{mark} | "
             + " | ".join(cells)
             + f" | {total} of {9 * len(seed_sets)} |"
         )
