@@ -187,20 +187,32 @@ def replay(
     return float(np.mean(served_values(rule, gains, values, experts)))
 
 
+def largest_gap(real_and_replayed: list[tuple[pd.DataFrame, np.ndarray]]) -> tuple[float, int]:
+    """The largest difference, over every batch after the first of every auto backtest, between
+    what it served and what the replay serves; and the number of batches compared."""
+    reals = [
+        table[table["batch"] > 1]["metric_champion"].to_numpy(float)
+        for table, _ in real_and_replayed
+    ]
+    gaps = [
+        float(np.abs(real - replayed).max())
+        for real, (_, replayed) in zip(reals, real_and_replayed, strict=True)
+    ]
+    return max(gaps, default=0.0), sum(len(real) for real in reals)
+
+
 def check_auto(runs: Path, streams: list[str], seeds: list[int], rule: Rule) -> str:
     """gate.mode auto runs this rule for real: its backtests must serve, batch by batch, what the
     replay of the rule serves (the largest difference over every batch of every backtest)."""
     experts = EXPERT_SETS[4]  # never first, as tasks/selection.LINEAGES
-    largest, batches = 0.0, 0
+    pairs = []
     for stream in streams:
         for seed in seeds:
             metric, values = series(runs, stream, seed, [e for e in experts if e != "never"])
-            replayed = served_values(rule, gains_of(metric, values), values, experts)
             auto = read(runs, stream, "auto", seed)
             assert auto is not None
-            real = auto[auto["batch"] > 1]["metric_champion"].to_numpy(float)
-            largest = max(largest, float(np.abs(real - replayed).max()))
-            batches += len(real)
+            pairs.append((auto, served_values(rule, gains_of(metric, values), values, experts)))
+    largest, batches = largest_gap(pairs)
     return (
         f"gate.mode auto against the replay of its rule from never: {batches} batches "
         f"of {len(streams) * len(seeds)} backtests, largest difference {largest:.3g}"

@@ -32,7 +32,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
-from selection import Rule, gains_of, served_values, suddenly_worse, switch_when_significant
+from selection import (
+    Rule,
+    gains_of,
+    largest_gap,
+    served_values,
+    suddenly_worse,
+    switch_when_significant,
+)
 
 from tasks.config import GateConfig
 from tasks.selection import LINEAGES
@@ -75,13 +82,15 @@ def bar_means(
 
 def check_real_auto(runs: Path, rule: Rule, records: dict[tuple[str, int], Any]) -> str:
     """The real auto backtests serve what the replay of the default rule serves."""
-    largest, batches = 0.0, 0
-    for (stream, seed), (metric, values) in records.items():
-        replayed = served_values(rule, gains_of(metric, values), values, LINEAGES)
-        table = pd.read_csv(runs / f"{stream}-auto-{seed}" / "backtest.csv")
-        real = table[table["batch"] > 1]["metric_champion"].to_numpy(float)
-        largest = max(largest, float(np.abs(real - replayed).max()))
-        batches += len(real)
+    largest, batches = largest_gap(
+        [
+            (
+                pd.read_csv(runs / f"{stream}-auto-{seed}" / "backtest.csv"),
+                served_values(rule, gains_of(metric, values), values, LINEAGES),
+            )
+            for (stream, seed), (metric, values) in records.items()
+        ]
+    )
     return (
         f"The real auto backtests against the replay of their rule: {batches} batches of "
         f"{len(records)} backtests, largest difference {largest:.3g}."
