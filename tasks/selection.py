@@ -162,14 +162,15 @@ class Choice(BaseModel):
             "mean_gain": None if won is None else won.mean_gain,
             "t": None if won is None else won.t,
             "p_value": None if won is None else won.p_value,
-            "change": None if not self.changed else self.change.model_dump(),  # type: ignore[union-attr]
+            "change": self.change.model_dump()
+            if self.change is not None and self.changed
+            else None,
         }
 
     def reason(self) -> str:
         """Why the chosen lineage serves, in a sentence."""
-        if self.changed:
-            c = self.change
-            assert c is not None
+        c = self.change
+        if c is not None and self.changed:
             return (
                 f"auto: {c.lineage}'s score fell to {c.metric:.4g} from {c.mean_before:.4g} over "
                 f"{c.batches_before} batches (t {c.t:.2f}, p {c.p_value:.2g} < "
