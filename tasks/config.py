@@ -267,9 +267,8 @@ class GateConfig(_Section):
     #: The screen's one-sided level in mode both.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)
     #: auto: switch to a lineage whose per-batch gain over the served one passes a one-sided
-    #: t-test at this level, over the last select_window batches (0.1: the change test covers
-    #: sudden changes, so the switch test need not be loose; benchmarks/switch_rules.py).
-    select_alpha: float = Field(0.1, gt=0, le=0.5)
+    #: t-test at this level, over the last select_window batches.
+    select_alpha: float = Field(0.2, gt=0, le=0.5)
     select_window: int = Field(10, ge=2)
     #: auto: the served lineage's score on a batch falling below the one-sided prediction
     #: interval of its earlier batches at this level is a sudden change: the model of the new

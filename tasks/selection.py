@@ -48,11 +48,8 @@ so what `auto` serves on batch t is exactly what the chosen policy's champion sc
 Measured that way (benchmarks/selection.py on benchmarks/policies.py's backtests) before it was
 built, and with the real step since (README). The t-test over a window is not an anytime-valid
 test, nor needs to be: the switch costs nothing but a batch served by the other lineage, which is
-itself scored, so a wrong switch is undone by the same rule. Its level trades a batch of waiting
-against switching on noise: 0.2 served lucky streaks of lineages whose models overfit clustered
-rows, below the never-updated model; 0.1 waited too long after the demo's abrupt change until the
-change test took that case over, and is the default since (benchmarks/switch_rules.py, README).
-Pure functions first; the Prefect task at the end.
+itself scored, so a wrong switch is undone by the same rule; alpha 0.2 trades a batch or two of
+waiting against switching on noise. Pure functions first; the Prefect task at the end.
 """
 
 from __future__ import annotations
