@@ -87,6 +87,17 @@ def suddenly_worse(before: np.ndarray, newest: float, alpha: float) -> bool:
     return bool(stats.t.sf(t, m - 1) < alpha)
 
 
+def change_at(
+    gains: dict[str, np.ndarray], t: int, served: str, window: int | None, alpha: float
+) -> bool:
+    """The change test after batch t - 1: the served policy's score there against its earlier
+    ones in the window (the batches before t, the last `window` of them if set)."""
+    if t == 0:
+        return False
+    history = gains[served][0 if window is None else max(0, t - window) : t]
+    return suddenly_worse(history[:-1], float(history[-1]), alpha)
+
+
 def switch_when_significant(
     alpha: float,
     window: int | None = None,
@@ -102,10 +113,12 @@ def switch_when_significant(
         to `always-h0` when the served policy's score on batch t - 1 fell suddenly; `split`:
         each test at alpha over the number of distinct contenders (Bonferroni)."""
         first = 0 if window is None else max(0, t - window)
-        if change_alpha and t > 0 and "always-h0" in experts:
-            history = gains[served][first:t]
-            if suddenly_worse(history[:-1], float(history[-1]), change_alpha):
-                return "always-h0"
+        if (
+            change_alpha
+            and "always-h0" in experts
+            and change_at(gains, t, served, window, change_alpha)
+        ):
+            return "always-h0"
         choice, strongest = served, 0.0
         level = alpha
         if split:  # lineages with the same scores (the same models) are one contender

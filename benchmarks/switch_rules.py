@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from policies import STREAMS, keeps_rule, points
 from selection import (
     Rule,
+    change_at,
     gains_of,
     largest_gap,
     served_values,
-    suddenly_worse,
     switch_when_significant,
 )
 
@@ -106,41 +106,35 @@ def changes_fired(metric: str, values: dict[str, np.ndarray], alpha: float, wind
     rule = switch_when_significant(GateConfig().select_alpha, window, change_alpha=alpha)
     served, fired = LINEAGES[0], 0
     for t in range(len(values["never"])):
-        if t > 0:
-            history = gains[served][max(0, t - window) : t]
-            fired += suddenly_worse(history[:-1], float(history[-1]), alpha)
+        fired += change_at(gains, t, served, window, alpha)
         served = rule(gains, t, served, LINEAGES)
     return fired
 
 
 def verdict_table(
-    seeds: list[int],
-    bars: dict[str, dict[str, float]],
-    metrics: dict[str, str],
-    held: dict[str, int],
-) -> list[str]:
-    """The per-stream table of one seed set; adds each policy's streams where the rule holds to
-    `held`."""
-    shown = SHOWN
+    seeds: list[int], bars: dict[str, dict[str, float]], metrics: dict[str, str]
+) -> tuple[list[str], dict[str, int]]:
+    """The per-stream table of one seed set, and the streams where each policy holds the rule."""
+    held = dict.fromkeys(SHOWN, 0)
     lines = [
         f"Seeds {', '.join(map(str, seeds))}:\n",
-        "| stream | metric | " + " | ".join(shown) + " | best | default rule |",
-        "|---|---|" + "---|" * (len(shown) + 2),
+        "| stream | metric | " + " | ".join(SHOWN) + " | best | default rule |",
+        "|---|---|" + "---|" * (len(SHOWN) + 2),
     ]
     for stream, means in bars.items():
         metric, never = metrics[stream], means["never"]
-        score = {k: points(means[k], never, metric) for k in shown}
-        best = max(shown, key=lambda k: score[k])
-        for k in shown:
+        score = {k: points(means[k], never, metric) for k in SHOWN}
+        best = max(SHOWN, key=lambda k: score[k])
+        for k in SHOWN:
             held[k] += keeps_rule(score[best] - score[k], score["never"] - score[k])
         below_best, below_never = score[best] - score["auto"], score["never"] - score["auto"]
         verdict = "ok" if keeps_rule(below_best, below_never) else "MISSED"
-        cells = " | ".join(f"{means[k]:.3f}{' *' if k == best else ''}" for k in shown)
+        cells = " | ".join(f"{means[k]:.3f}{' *' if k == best else ''}" for k in SHOWN)
         lines.append(
             f"| {stream} | {metric} | {cells} | {best} | {verdict} ({below_best:.1f} below best, "
             f"{below_never:+.1f} vs never) |"
         )
-    return lines
+    return lines, held
 
 
 def main() -> None:
@@ -169,9 +163,8 @@ def main() -> None:
     metrics = {st: records[(st, seed_sets[0][0])][0] for st in STREAMS}
     held_per_set = []
     for i, seeds in enumerate(seed_sets):
-        held = dict.fromkeys(SHOWN, 0)
-        print("\n".join(verdict_table(seeds, {st: bars[(st, i)] for st in STREAMS}, metrics, held)))
-        print()
+        lines, held = verdict_table(seeds, {st: bars[(st, i)] for st in STREAMS}, metrics)
+        print("\n".join(lines) + "\n")
         held_per_set.append(held)
     print("Streams where issue 14's rule holds, per policy (the best of all six is the bar):\n")
     print(
