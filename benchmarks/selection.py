@@ -64,18 +64,20 @@ EXPERT_SETS: list[tuple[str, ...]] = [
 #: experts are a means of the selection, not part of the bar).
 BENCHMARKED = ["always", "batch", "shadow", "both", "auto"]
 
-Rule = Callable[[dict[str, np.ndarray], int, str, tuple[str, ...]], str]
+#: Batch by batch before t: the policy that served it, and the one its choice dropped (probation).
+Path = list[tuple[str, str | None]]
+#: (gains, t, path, experts) -> the policy to serve batch t (t >= 1), and the one it drops.
+Rule = Callable[[dict[str, np.ndarray], int, Path, tuple[str, ...]], tuple[str, str | None]]
 
 
 def follow_the_leader(
-    gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]
-) -> str:
+    gains: dict[str, np.ndarray], t: int, path: Path, experts: tuple[str, ...]
+) -> tuple[str, str | None]:
     """The policy with the largest total gain over batches < t (ties: the earlier in `experts`)."""
-    if t == 0:
-        return served
+    served = path[-1][0]
     totals = {k: float(gains[k][:t].sum()) for k in experts}
     best = max(experts, key=lambda k: (totals[k], -experts.index(k)))
-    return best if totals[best] > totals[served] else served
+    return (best if totals[best] > totals[served] else served), None
 
 
 def suddenly_worse(before: np.ndarray, newest: float, alpha: float) -> bool:
@@ -105,20 +107,34 @@ def switch_when_significant(
     skip_equal: bool = False,
     change_alpha: float = 0.0,
     split: bool = False,
+    probation: bool = False,
 ) -> Rule:
-    def rule(gains: dict[str, np.ndarray], t: int, served: str, experts: tuple[str, ...]) -> str:
+    def rule(
+        gains: dict[str, np.ndarray], t: int, path: Path, experts: tuple[str, ...]
+    ) -> tuple[str, str | None]:
         """Move to the policy that beat the one served in a one-sided t-test over batches < t
         (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
         batches where both scored the same, i.e. served the same model); with `change_alpha`,
         to `always-h0` when the served policy's score on batch t - 1 fell suddenly; `split`:
-        each test at alpha over the number of distinct contenders (Bonferroni)."""
+        each test at alpha over the number of distinct contenders (Bonferroni); `probation`:
+        unless the change test moved, a policy that scored worse on its first batch served
+        (t - 1) than the one it replaced is dropped, the replaced one serves again, and the
+        dropped one's batches before t no longer count in its tests."""
+        served = path[-1][0]
         first = 0 if window is None else max(0, t - window)
+        back = None  # the policy served again if the served one fails its probation
+        if probation and t >= 2 and path[-1][1] is None:
+            replaced = path[-2][0]
+            if served != replaced and gains[served][t - 1] < gains[replaced][t - 1]:
+                back = replaced
         if (
             change_alpha
             and "always-h0" in experts
-            and change_at(gains, t, served, window, change_alpha)
+            and change_at(gains, t, back or served, window, change_alpha)
         ):
-            return "always-h0"
+            return "always-h0", None
+        if back is not None:
+            return back, served
         choice, strongest = served, 0.0
         level = alpha
         if split:  # lineages with the same scores (the same models) are one contender
@@ -128,7 +144,9 @@ def switch_when_significant(
                     distinct.append(gains[k][first:t])
             level = alpha / max(1, len(distinct))
         for k in experts:
-            d = gains[k][first:t] - gains[served][first:t]
+            dropped = [u for u, (_, gone) in enumerate(path) if gone == k]
+            since = max(first, *dropped) if dropped else first
+            d = gains[k][since:t] - gains[served][since:t]
             if skip_equal:
                 d = d[d != 0.0]
             if k == served or len(d) < fewest or np.allclose(d, 0.0):
@@ -138,7 +156,7 @@ def switch_when_significant(
                 test = stats.ttest_1samp(d, 0.0, alternative="greater")
             if test.pvalue < level and test.statistic > strongest:
                 choice, strongest = k, float(test.statistic)
-        return choice
+        return choice, None
 
     return rule
 
@@ -184,11 +202,15 @@ def served_values(
 ) -> np.ndarray:
     """What the selection served on each batch: the policy the rule chose from the batches
     before it (starting from the first expert), scored on this one."""
-    served, scores = experts[0], []
-    for t in range(len(values["never"])):
-        served = rule(gains, t, served, experts)
-        scores.append(values[served][t])
-    return np.array(scores)
+    return np.array([values[served][t] for t, (served, _) in enumerate(walk(rule, gains, experts))])
+
+
+def walk(rule: Rule, gains: dict[str, np.ndarray], experts: tuple[str, ...]) -> Path:
+    """The rule's path over every batch, starting from the first expert."""
+    path: Path = []
+    for t in range(len(gains["never"])):
+        path.append(rule(gains, t, path, experts) if path else (experts[0], None))
+    return path
 
 
 def replay(
@@ -295,7 +317,10 @@ def main() -> None:
     if kept("auto"):
         gate = GateConfig()  # the rule auto runs, with its defaults
         rule = switch_when_significant(
-            gate.select_alpha, gate.select_window, change_alpha=gate.change_alpha
+            gate.select_alpha,
+            gate.select_window,
+            change_alpha=gate.change_alpha,
+            probation=gate.select_probation,
         )
         print(check_auto(args.runs, streams, seeds, rule) + "\n")
     print(

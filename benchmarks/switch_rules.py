@@ -39,6 +39,7 @@ from selection import (
     largest_gap,
     served_values,
     switch_when_significant,
+    walk,
 )
 
 from tasks.config import GateConfig
@@ -56,6 +57,26 @@ def lineage_records(runs: Path, stream: str, seed: int) -> tuple[str, dict[str, 
     return records[0]["metric"], {k: np.array([r["metrics"][k] for r in records]) for k in LINEAGES}
 
 
+def ran_with_probation(runs: Path, stream: str, seed: int) -> bool:
+    """Whether the auto backtest's step had probation (its records have the `dropped` field;
+    the step before probation wrote none)."""
+    registry = runs / f"{stream}-auto-{seed}" / "registry"
+    (model,) = [p for p in registry.iterdir() if p.is_dir()]
+    first = min((model / "logs" / "selection").glob("*.json"))
+    return "dropped" in json.loads(first.read_text())["record"]
+
+
+def default_rule(probation: bool | None = None) -> Rule:
+    """auto's rule with its defaults (probation as configured, unless given)."""
+    gate = GateConfig()
+    return switch_when_significant(
+        gate.select_alpha,
+        gate.select_window,
+        change_alpha=gate.change_alpha,
+        probation=gate.select_probation if probation is None else probation,
+    )
+
+
 def served_mean(rule: Rule, metric: str, values: dict[str, np.ndarray]) -> float:
     """The selection's mean, starting from never (the lineages in tasks.selection's order)."""
     return float(np.mean(served_values(rule, gains_of(metric, values), values, LINEAGES)))
@@ -65,7 +86,8 @@ def bar_means(
     runs: Path, stream: str, seeds: list[int], records: dict[tuple[str, int], Any]
 ) -> dict[str, float]:
     """Each policy's mean over seeds of its mean over batches after the first: never, always and
-    batch from the lineage records, shadow and both from their backtests, auto from its own."""
+    batch from the lineage records, shadow and both from their backtests, auto the replay of its
+    default rule on the records (exactly what its step serves: check_real_auto)."""
 
     def later(policy: str, seed: int) -> pd.DataFrame:
         table = pd.read_csv(runs / f"{stream}-{policy}-{seed}" / "backtest.csv")
@@ -75,25 +97,36 @@ def bar_means(
         p: float(np.mean([records[(stream, s)][1][p].mean() for s in seeds]))
         for p in ("never", "always", "batch")
     }
-    for p in ("shadow", "both", "auto"):
+    for p in ("shadow", "both"):
         means[p] = float(np.mean([later(p, s)["metric_champion"].mean() for s in seeds]))
+    means["auto"] = float(
+        np.mean([served_mean(default_rule(), *records[(stream, s)]) for s in seeds])
+    )
     return means
 
 
-def check_real_auto(runs: Path, rule: Rule, records: dict[tuple[str, int], Any]) -> str:
-    """The real auto backtests serve what the replay of the default rule serves."""
+def check_real_auto(runs: Path, records: dict[tuple[str, int], Any]) -> str:
+    """The real auto backtests serve what the replay of their rule serves (the default, with
+    probation if their step had it)."""
+    with_probation = {key: ran_with_probation(runs, *key) for key in records}
     largest, batches = largest_gap(
         [
             (
                 pd.read_csv(runs / f"{stream}-auto-{seed}" / "backtest.csv"),
-                served_values(rule, gains_of(metric, values), values, LINEAGES),
+                served_values(
+                    default_rule(with_probation[(stream, seed)]),
+                    gains_of(metric, values),
+                    values,
+                    LINEAGES,
+                ),
             )
             for (stream, seed), (metric, values) in records.items()
         ]
     )
     return (
         f"The real auto backtests against the replay of their rule: {batches} batches of "
-        f"{len(records)} backtests, largest difference {largest:.3g}."
+        f"{len(records)} backtests ({sum(with_probation.values())} run with probation), largest "
+        f"difference {largest:.3g}."
     )
 
 
@@ -103,12 +136,12 @@ SHOWN = ("never", "always", "batch", "shadow", "both", "auto")
 def changes_fired(metric: str, values: dict[str, np.ndarray], alpha: float, window: int) -> int:
     """How often the change test fired along the default rule's own path."""
     gains = gains_of(metric, values)
-    rule = switch_when_significant(GateConfig().select_alpha, window, change_alpha=alpha)
-    served, fired = LINEAGES[0], 0
-    for t in range(len(values["never"])):
-        fired += change_at(gains, t, served, window, alpha)
-        served = rule(gains, t, served, LINEAGES)
-    return fired
+    gate = GateConfig()
+    rule = switch_when_significant(
+        gate.select_alpha, window, change_alpha=alpha, probation=gate.select_probation
+    )
+    path = walk(rule, gains, LINEAGES)
+    return sum(change_at(gains, t, path[t - 1][0], window, alpha) for t in range(1, len(path)))
 
 
 def verdict_table(
@@ -152,10 +185,7 @@ def main() -> None:
         for i, ss in enumerate(seed_sets)
         for st in STREAMS
     }
-    default_rule = switch_when_significant(
-        gate.select_alpha, gate.select_window, change_alpha=gate.change_alpha
-    )
-    print(check_real_auto(args.runs, default_rule, records) + "\n")
+    print(check_real_auto(args.runs, records) + "\n")
     print(
         "The serving champion's metric over every batch after the first, before anything learned "
         "from it; the mean over seeds. Points: accuracy x 100, or percent of never-updated's MAE.\n"
@@ -193,27 +223,40 @@ def main() -> None:
     print()
     print(
         f"Switch rules over the last {gate.select_window} batches; auto's default: alpha "
-        f"{gate.select_alpha}, 2 batches, change test at {gate.change_alpha}. Streams (of 9) where "
-        "issue 14's rule holds, and the misses (points below the best).\n"
+        f"{gate.select_alpha}, 2 batches, change test at {gate.change_alpha}, probation "
+        f"{'on' if gate.select_probation else 'off'}. Streams (of 9) where issue 14's rule holds, "
+        "and the misses (points below the best).\n"
     )
     print(
         "| switch test's level | fewest batches | batches with the same model | change test | "
+        "probation | "
         + " | ".join(f"seeds {'-'.join(map(str, s))}" for s in seed_sets)
         + " | in all |"
     )
-    print("|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
-    default = (gate.select_alpha, 2, False, gate.change_alpha, False)
+    print("|---|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
+    default = (gate.select_alpha, 2, False, gate.change_alpha, False, gate.select_probation)
     variants = [default]
-    variants += [(gate.select_alpha, 2, False, c, False) for c in (0.0, 0.01, 0.0001)]
+    variants += [(gate.select_alpha, 2, False, gate.change_alpha, False, not gate.select_probation)]
+    variants += [(gate.select_alpha, 2, False, c, False, False) for c in (0.0, 0.01, 0.0001)]
     variants += [
-        (a, n, False, c, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3) for n in (2, 3, 4)
+        (a, n, False, c, False, pr)
+        for pr in (False, True)
+        for c in (0.0, 0.001)
+        for a in (0.1, 0.2, 0.3)
+        for n in (2, 3, 4)
     ]
-    variants += [(a, 2, True, c, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
-    variants += [(a, 2, False, 0.001, True) for a in (0.2, 0.3, 0.4, 0.5)]
+    variants += [(a, 2, True, c, False, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
+    variants += [(a, 2, False, 0.001, True, False) for a in (0.2, 0.3, 0.4, 0.5)]
     variants = list(dict.fromkeys(variants))  # the default once, first
-    for alpha, fewest, skip_equal, change, split in variants:
+    for alpha, fewest, skip_equal, change, split, probation in variants:
         rule = switch_when_significant(
-            alpha, gate.select_window, fewest, skip_equal, change_alpha=change, split=split
+            alpha,
+            gate.select_window,
+            fewest,
+            skip_equal,
+            change_alpha=change,
+            split=split,
+            probation=probation,
         )
         cells, total = [], 0
         for i, seeds in enumerate(seed_sets):
@@ -235,9 +278,12 @@ def main() -> None:
             cells.append(f"{held} of 9 ({', '.join(missed) or '-'})")
         level = f"{alpha} / contenders" if split else str(alpha)
         same = "left out" if skip_equal else "counted (d = 0)"
-        mark = " (default)" if (alpha, fewest, skip_equal, change, split) == default else ""
+        mark = (
+            " (default)" if (alpha, fewest, skip_equal, change, split, probation) == default else ""
+        )
         print(
-            f"| {level} | {fewest} | {same} | {change or 'none'}{mark} | "
+            f"| {level} | {fewest} | {same} | {change or 'none'} | "
+            f"{'on' if probation else 'off'}{mark} | "
             + " | ".join(cells)
             + f" | {total} of {9 * len(seed_sets)} |"
         )

@@ -866,15 +866,18 @@ def auto_stage(
         scores = {champion.version.version: served_metric}  # observe scored the champion
         for v in set(versions.values()) - set(scores):
             scores[v] = float(score(models[v].model, checked.valid, spec, metric))
+        before = choose(  # the choice the previous step made: who served this batch, and why
+            records,
+            alpha=gate.select_alpha,
+            window=gate.select_window,
+            change_alpha=gate.change_alpha,
+            probation=gate.select_probation,
+        )
         record = SelectionRecord(
             batch_id=batch_id,
             start=versions["never"],
-            served=choose(
-                records,
-                alpha=gate.select_alpha,
-                window=gate.select_window,
-                change_alpha=gate.change_alpha,
-            ).chosen,
+            served=before.chosen,
+            dropped=before.dropped,
             metric=metric,
             higher_is_better=get_metric(metric).higher_is_better,
             versions=versions,
@@ -949,6 +952,7 @@ def auto_stage(
         alpha=gate.select_alpha,
         window=gate.select_window,
         change_alpha=gate.change_alpha,
+        probation=gate.select_probation,
     )
     target = versions[choice.chosen]
     previous = champion.version.version

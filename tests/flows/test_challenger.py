@@ -158,9 +158,16 @@ def test_mode_auto_serves_the_lineage_whose_record_wins_and_each_lineage_is_its_
         for lineage, theirs in own.items():
             assert record.metrics[lineage] == pytest.approx(theirs[k].champion_metric), lineage
         # served: the rule's choice over the records before this batch; it scored what it served
-        rule = {"alpha": 0.2, "window": 10, "change_alpha": config.gate.change_alpha}
-        expected = choose(records[: k - 1], **rule).chosen if k > 1 else "never"
-        assert record.served == expected
+        gate = config.gate
+        rule = {
+            "alpha": 0.2,
+            "window": 10,
+            "change_alpha": gate.change_alpha,
+            "probation": gate.select_probation,
+        }
+        before = choose(records[: k - 1], **rule) if k > 1 else None
+        assert record.served == (before.chosen if before else "never")
+        assert record.dropped == (before.dropped if before else None)
         assert step.champion_metric == pytest.approx(record.metrics[record.served])
         assert step.lineage == choose(records[:k], **rule).chosen
     # the champion is the served lineage's model; the drift makes learning pay, and auto leaves never
@@ -213,6 +220,46 @@ def test_mode_auto_meets_the_demo_s_abrupt_change_with_the_model_of_the_new_batc
     )
     assert change["lineage"] == served and change["p_value"] < config.gate.change_alpha
     assert any("a sudden change" in (e.reason or "") for e in registry.alias_log(name))
+
+
+def test_mode_auto_drops_a_lineage_that_does_worse_on_its_first_batch_served(
+    tmp_path, events_until
+):
+    """Rows clustered by a hidden region that changes every batch (`regions`, seed 6): always's
+    models, fitted to the last region, win two batches, and the t-test switches to always for
+    batch 5. There it scores below never, the lineage it replaced: never serves batch 6 again,
+    and always's lucky batches no longer count for it."""
+    files = [str(p) for p in write_stream("regions", tmp_path / "files", batches=6, seed=6)]
+    name = "auto-regions"
+    config = config_for(tmp_path, name, "auto", target="y")
+    registry = ModelRegistry(url=config.registry_url)
+    steps = [continuous_training(path, config) for path in files]
+    records, _ = read_selection(registry, name, last=100)
+    assert [r.served for r in records] == ["never", "never", "never", "always", "never"]
+    fifth = records[3]  # records start at batch 2
+    assert fifth.metrics["always"] < fifth.metrics["never"]
+    assert steps[3].lineage == "always" and steps[4].lineage == "never"
+    assert "switched from always" in steps[4].outcome
+    assert records[4].dropped == "always" and records[4].batch_id == steps[5].batch_id
+    assert registry.alias(name, "champion") == registry.alias(name, alias_of("never")) == 1
+    # always's record counts again from batch 6 only: its two lucky batches are out of its test
+    gate = config.gate
+    rule = {"alpha": 0.2, "window": 10, "change_alpha": gate.change_alpha, "probation": True}
+    tested = {c.lineage: c.batches for c in choose(records, **rule).contenders}
+    assert tested["always"] == 1 and tested["batch"] == 5
+    reasons = [e.reason or "" for e in registry.alias_log(name)]
+    assert any("on its first batch served, worse than never" in r for r in reasons), reasons
+    events = events_until(
+        "ct.model.promoted",
+        f"ct.model.{name}",
+        lambda es: any((e["payload"].get("evidence") or {}).get("probation") for e in es),
+    )
+    probation = next(
+        e["payload"]["evidence"]["probation"]
+        for e in events
+        if (e["payload"].get("evidence") or {}).get("probation")
+    )
+    assert probation["lineage"] == "always" and probation["replaced"] == "never"
 
 
 def test_auto_cut_off_after_moving_some_lineages_finishes_the_rest_on_a_re_run(tmp_path):

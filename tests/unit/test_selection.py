@@ -24,11 +24,16 @@ from tasks.selection import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from selection import replay, switch_when_significant
+from selection import replay, switch_when_significant, walk
 
 
 def records_of(
-    metrics: dict[str, list[float]], *, higher: bool = True, start: int = 1, served: list[str]
+    metrics: dict[str, list[float]],
+    *,
+    higher: bool = True,
+    start: int = 1,
+    served: list[str],
+    dropped: list[str | None] | None = None,
 ) -> list[SelectionRecord]:
     n = len(next(iter(metrics.values())))
     return [
@@ -36,6 +41,7 @@ def records_of(
             batch_id=f"b{t}",
             start=start,
             served=served[t],
+            dropped=None if dropped is None else dropped[t],
             metric="accuracy" if higher else "mae",
             higher_is_better=higher,
             versions=dict.fromkeys(LINEAGES, 1),
@@ -52,19 +58,30 @@ def serve_along(
     window: int,
     higher: bool = True,
     change_alpha: float = 0.0,
+    probation: bool = False,
 ):
-    """Step through the batches as the CT step does: each record's served lineage is the choice
-    over the records before it."""
+    """Step through the batches as the CT step does: each record's served lineage (and the one
+    dropped) is the choice over the records before it."""
     records: list[SelectionRecord] = []
     n = len(next(iter(metrics.values())))
     for t in range(n):
-        served = (
-            choose(records, alpha=alpha, window=window, change_alpha=change_alpha).chosen
-            if records
-            else START
-        )
+        served, dropped = START, None
+        if records:
+            choice = choose(
+                records,
+                alpha=alpha,
+                window=window,
+                change_alpha=change_alpha,
+                probation=probation,
+            )
+            served, dropped = choice.chosen, choice.dropped
         one = {k: v[: t + 1] for k, v in metrics.items()}
-        records = records_of(one, higher=higher, served=[*(r.served for r in records), served])
+        records = records_of(
+            one,
+            higher=higher,
+            served=[*(r.served for r in records), served],
+            dropped=[*(r.dropped for r in records), dropped],
+        )
     return records
 
 
@@ -113,13 +130,16 @@ def test_only_the_window_and_the_current_run_count():
     assert choose([*records[:-2], *restarted], alpha=0.2, window=8).chosen == "never"
 
 
-@pytest.mark.parametrize(("window", "change_alpha"), [(None, 0.0), (5, 0.0), (10, 0.0), (10, 0.05)])
-def test_the_rule_serves_what_the_measured_replay_served(window, change_alpha):
+@pytest.mark.parametrize(
+    ("window", "change_alpha", "probation"),
+    [(None, 0.0, False), (5, 0.0, False), (10, 0.0, False), (10, 0.05, False), (10, 0.05, True)],
+)
+def test_the_rule_serves_what_the_measured_replay_served(window, change_alpha, probation):
     """On random streams where lineages lead in turn (and, with the change test, where the
     concept sometimes changes suddenly), serving batch by batch with `choose` gives the same
     lineages and the same mean as benchmarks/selection.py's replay of the rule."""
     rng = np.random.default_rng(7)
-    changes = 0
+    changes = drops = 0
     for _ in range(40):
         n = int(rng.integers(3, 25))
         drift = {k: rng.normal(0, 0.02) for k in LINEAGES}
@@ -134,15 +154,22 @@ def test_the_rule_serves_what_the_measured_replay_served(window, change_alpha):
                     metrics[k][at + 1 :] = [v + rng.uniform(0, 0.2) for v in metrics[k][at + 1 :]]
         metrics["batch"] = list(metrics["always"])  # two lineages with the same model: ties
         records = serve_along(
-            metrics, alpha=0.2, window=window or 10_000, change_alpha=change_alpha
+            metrics,
+            alpha=0.2,
+            window=window or 10_000,
+            change_alpha=change_alpha,
+            probation=probation,
         )
         values = {k: np.array(v) for k, v in metrics.items()}
-        rule = switch_when_significant(0.2, window, change_alpha=change_alpha)
+        rule = switch_when_significant(0.2, window, change_alpha=change_alpha, probation=probation)
+        assert walk(rule, values, LINEAGES) == [(r.served, r.dropped) for r in records]
         mean = replay(rule, values, values, LINEAGES)
         served = np.mean([values[r.served][t] for t, r in enumerate(records)])
         assert served == pytest.approx(mean)
         changes += sum(r.served == AFTER_CHANGE != p.served for p, r in itertools.pairwise(records))
+        drops += sum(r.dropped is not None for r in records)
     assert changes > 0 or not change_alpha  # the change test did decide some of them
+    assert drops > 0 or not probation  # and probation some
 
 
 def test_the_change_test_is_the_one_sided_prediction_interval():
@@ -201,6 +228,49 @@ def test_false_alarms_of_the_change_test_happen_at_its_level():
     assert abs(alarms / trials - alpha) < 4 * np.sqrt(alpha * (1 - alpha) / trials)
 
 
+def test_a_lineage_worse_on_its_first_batch_served_is_dropped_and_its_lucky_batches_stop_counting():
+    # regions: always won two lucky batches (0.80, 0.79 against never's 0.70) and the t-test
+    # switched; on its first batch served it did worse (0.66 against 0.72)
+    metrics = {k: [0.70, 0.70, 0.70, 0.72] for k in LINEAGES}
+    metrics["always"] = [0.70, 0.80, 0.79, 0.66]
+    served = ["never", "never", "never", "always"]
+    first3 = {k: v[:3] for k, v in metrics.items()}
+    assert choose(records_of(first3, served=served[:3]), alpha=0.2, window=10).chosen == "always"
+    records = records_of(metrics, served=served)
+    assert choose(records, alpha=0.2, window=10).chosen == "always"  # without probation: stays
+    choice = choose(records, alpha=0.2, window=10, probation=True)
+    assert choice.chosen == "never" and choice.dropped == "always" and choice.switched
+    assert choice.probation is not None and choice.probation.replaced == "never"
+    assert choice.probation.metric == 0.66 and choice.probation.replaced_metric == 0.72
+    assert "worse than never's 0.72" in choice.reason() and "starts over" in choice.reason()
+    assert choice.evidence()["probation"]["lineage"] == "always"
+    # the next batch: always's record counts from the batch that dropped it, so its lucky
+    # batches no longer switch to it (they would, counted: the mean gain is still positive)
+    metrics = {k: [*v, 0.71] for k, v in metrics.items()}
+    metrics["always"][-1] = 0.76
+    later = records_of(metrics, served=[*served, "never"], dropped=[None] * 4 + ["always"])
+    choice = choose(later, alpha=0.2, window=10, probation=True)
+    assert choice.chosen == "never" and choice.probation is None  # a return is not on probation
+    always = next(c for c in choice.contenders if c.lineage == "always")
+    assert always.batches == 1 and always.t is None
+    counted = records_of(metrics, served=[*served, "never"])  # the same, had it not been dropped
+    assert choose(counted, alpha=0.2, window=10).chosen == "always"
+
+
+def test_a_lineage_no_worse_on_its_first_batch_served_stays():
+    metrics = {k: [0.70, 0.70, 0.70, 0.72] for k in LINEAGES}
+    metrics["always"] = [0.70, 0.78, 0.76, 0.72]  # as good as never there: it stays
+    records = records_of(metrics, served=["never", "never", "never", "always"])
+    choice = choose(records, alpha=0.2, window=10, probation=True)
+    assert choice.chosen == "always" and choice.dropped is None and not choice.switched
+    assert choice.probation is not None and not choice.probation.failed
+    from tasks.selection import selection_markdown
+
+    text = selection_markdown("m", records[-1], choice, 0.2, dict.fromkeys(LINEAGES, 1))
+    assert "Probation: `always`'s first batch served, 0.7200 against 0.7200" in text
+    assert "not worse: it stays" in text
+
+
 def test_one_record_per_batch_by_compare_and_swap(tmp_path):
     registry = ModelRegistry(url=str(tmp_path / "registry"))
     metrics = {k: [0.5, 0.6] for k in LINEAGES}
@@ -225,4 +295,4 @@ def test_the_artifact_shows_each_lineage_scored_and_after_the_batch():
     assert text.startswith("# m: auto serves `always` (switched from `never`)")
     row = next(line for line in text.splitlines() if line.startswith("| `always`"))
     assert "**served next**" in row and "| v1 |" in row and row.endswith("| v4 |")
-    assert "| 0.8000 | +0.2000 |" in row
+    assert "| 0.8000 | 2 | +0.2000 |" in row  # its score, the batches of its test, the mean gain
