@@ -65,13 +65,13 @@ EXPERT_SETS: list[tuple[str, ...]] = [
 BENCHMARKED = ["always", "batch", "shadow", "both", "auto"]
 
 #: Batch by batch before t: the policy that served it, and the one its choice dropped (probation).
-Path = list[tuple[str, str | None]]
+Served = list[tuple[str, str | None]]
 #: (gains, t, path, experts) -> the policy to serve batch t (t >= 1), and the one it drops.
-Rule = Callable[[dict[str, np.ndarray], int, Path, tuple[str, ...]], tuple[str, str | None]]
+Rule = Callable[[dict[str, np.ndarray], int, Served, tuple[str, ...]], tuple[str, str | None]]
 
 
 def follow_the_leader(
-    gains: dict[str, np.ndarray], t: int, path: Path, experts: tuple[str, ...]
+    gains: dict[str, np.ndarray], t: int, path: Served, experts: tuple[str, ...]
 ) -> tuple[str, str | None]:
     """The policy with the largest total gain over batches < t (ties: the earlier in `experts`)."""
     served = path[-1][0]
@@ -110,7 +110,7 @@ def switch_when_significant(
     probation: bool = False,
 ) -> Rule:
     def rule(
-        gains: dict[str, np.ndarray], t: int, path: Path, experts: tuple[str, ...]
+        gains: dict[str, np.ndarray], t: int, path: Served, experts: tuple[str, ...]
     ) -> tuple[str, str | None]:
         """Move to the policy that beat the one served in a one-sided t-test over batches < t
         (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
@@ -205,9 +205,9 @@ def served_values(
     return np.array([values[served][t] for t, (served, _) in enumerate(walk(rule, gains, experts))])
 
 
-def walk(rule: Rule, gains: dict[str, np.ndarray], experts: tuple[str, ...]) -> Path:
+def walk(rule: Rule, gains: dict[str, np.ndarray], experts: tuple[str, ...]) -> Served:
     """The rule's path over every batch, starting from the first expert."""
-    path: Path = []
+    path: Served = []
     for t in range(len(gains["never"])):
         path.append(rule(gains, t, path, experts) if path else (experts[0], None))
     return path
@@ -269,6 +269,13 @@ def main() -> None:
     def kept(policy: str) -> bool:
         return policy == "never" or (args.runs / f"demo-{policy}-{seeds[0]}").is_dir()
 
+    needed = [p for p in ("always", "batch", "always-h0", "batch-h0") if not kept(p)]
+    if needed:  # the experts' table and the check need them (auto's own runs: switch_rules.py)
+        raise SystemExit(
+            f"{args.runs}: no backtests of {', '.join(needed)} for seed {seeds[0]}; run "
+            f"benchmarks/policies.py --keep {args.runs} --modes {','.join(needed)} "
+            f"--seeds {args.seeds} first, or benchmarks/switch_rules.py on auto's runs"
+        )
     # the bar and the experts from the policies DIR holds (a policy never best may be left out)
     benchmarked = [p for p in BENCHMARKED if kept(p)]
     expert_sets = [e for e in EXPERT_SETS if all(map(kept, e))]

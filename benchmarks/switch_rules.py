@@ -22,6 +22,7 @@ minutes per seed of the 9 streams on 2 cores; this script takes a minute).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -133,15 +134,18 @@ def check_real_auto(runs: Path, records: dict[tuple[str, int], Any]) -> str:
 SHOWN = ("never", "always", "batch", "shadow", "both", "auto")
 
 
-def changes_fired(metric: str, values: dict[str, np.ndarray], alpha: float, window: int) -> int:
-    """How often the change test fired along the default rule's own path."""
-    gains = gains_of(metric, values)
+def along_the_path(metric: str, values: dict[str, np.ndarray]) -> tuple[int, int, int]:
+    """Along the default rule's own path: the switches, the batches where the change test fired,
+    and the lineages probation dropped."""
     gate = GateConfig()
-    rule = switch_when_significant(
-        gate.select_alpha, window, change_alpha=alpha, probation=gate.select_probation
+    gains = gains_of(metric, values)
+    path = walk(default_rule(), gains, LINEAGES)
+    switches = sum(a != b for (a, _), (b, _) in itertools.pairwise(path))
+    fired = sum(
+        change_at(gains, t, path[t - 1][0], gate.select_window, gate.change_alpha)
+        for t in range(1, len(path))
     )
-    path = walk(rule, gains, LINEAGES)
-    return sum(change_at(gains, t, path[t - 1][0], window, alpha) for t in range(1, len(path)))
+    return switches, fired, sum(dropped is not None for _, dropped in path)
 
 
 def verdict_table(
@@ -211,15 +215,18 @@ def main() -> None:
             + f" | {sum(counts)} of {9 * len(seed_sets)} |"
         )
     print(
-        f"\nThe change test fired (at {gate.change_alpha}), summed over seeds {', '.join(str(s) for ss in seed_sets for s in ss)}:\n"
+        "\nAlong auto's own path, summed over seeds "
+        f"{', '.join(str(s) for ss in seed_sets for s in ss)}: its switches, the batches where "
+        f"the served lineage's change test fired (at {gate.change_alpha}), and the lineages "
+        "probation dropped:\n"
     )
-    print("| stream | backtests | batches | fired |")
-    print("|---|---|---|---|")
+    print("| stream | backtests | batches | switches | change test fired | dropped |")
+    print("|---|---|---|---|---|---|")
     for stream in STREAMS:
         keys = [k for k in records if k[0] == stream]
-        fired = sum(changes_fired(*records[k], gate.change_alpha, gate.select_window) for k in keys)
+        counts = np.sum([along_the_path(*records[k]) for k in keys], axis=0)
         batches = sum(len(records[k][1]["never"]) for k in keys)
-        print(f"| {stream} | {len(keys)} | {batches} | {fired} |")
+        print(f"| {stream} | {len(keys)} | {batches} | " + " | ".join(map(str, counts)) + " |")
     print()
     print(
         f"Switch rules over the last {gate.select_window} batches; auto's default: alpha "

@@ -210,7 +210,9 @@ class Choice(BaseModel):
             "change": self.change.model_dump()
             if self.change is not None and self.changed
             else None,
-            "probation": self.probation.model_dump() if self.dropped is not None else None,
+            "probation": self.probation.model_dump()
+            if self.probation is not None and self.dropped is not None
+            else None,
         }
 
     def reason(self) -> str:
