@@ -107,7 +107,7 @@ def switch_when_significant(
     skip_equal: bool = False,
     change_alpha: float = 0.0,
     split: bool = False,
-    probation: bool = False,
+    probation: str = "",
 ) -> Rule:
     def rule(
         gains: dict[str, np.ndarray], t: int, path: Served, experts: tuple[str, ...]
@@ -116,16 +116,21 @@ def switch_when_significant(
         (the last `window` of them, if set; at least `fewest`; `skip_equal`: leaving out the
         batches where both scored the same, i.e. served the same model); with `change_alpha`,
         to `always-h0` when the served policy's score on batch t - 1 fell suddenly; `split`:
-        each test at alpha over the number of distinct contenders (Bonferroni); `probation`:
-        unless the change test moved, a policy that scored worse on its first batch served
-        (t - 1) than the one it replaced is dropped, the replaced one serves again, and the
-        dropped one's batches before t no longer count in its tests."""
+        each test at alpha over the number of distinct contenders (Bonferroni); `probation`
+        "first" (a switch away from the first expert, auto's) or "every" (any switch): a policy
+        that scored worse on its first batch served (t - 1) than the one it replaced is dropped
+        and the replaced one serves again (unless the change test, made on that one, fires),
+        and the dropped one's batches before t no longer count in its tests."""
         served = path[-1][0]
         first = 0 if window is None else max(0, t - window)
         back = None  # the policy served again if the served one fails its probation
         if probation and t >= 2 and path[-1][1] is None:
             replaced = path[-2][0]
-            if served != replaced and gains[served][t - 1] < gains[replaced][t - 1]:
+            if (
+                served != replaced
+                and (probation == "every" or replaced == experts[0])
+                and gains[served][t - 1] < gains[replaced][t - 1]
+            ):
                 back = replaced
         if (
             change_alpha
@@ -327,7 +332,7 @@ def main() -> None:
             gate.select_alpha,
             gate.select_window,
             change_alpha=gate.change_alpha,
-            probation=gate.select_probation,
+            probation="first" if gate.select_probation else "",
         )
         print(check_auto(args.runs, streams, seeds, rule) + "\n")
     print(

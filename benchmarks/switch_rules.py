@@ -58,23 +58,24 @@ def lineage_records(runs: Path, stream: str, seed: int) -> tuple[str, dict[str, 
     return records[0]["metric"], {k: np.array([r["metrics"][k] for r in records]) for k in LINEAGES}
 
 
-def ran_with_probation(runs: Path, stream: str, seed: int) -> bool:
-    """Whether the auto backtest's step had probation (its records have the `dropped` field;
-    the step before probation wrote none)."""
+def ran_with(runs: Path, stream: str, seed: int) -> str:
+    """The probation the auto backtest's step had: "" (its records have no `dropped` field: the
+    step before probation) or "first" (on leaving never, the rule since)."""
     registry = runs / f"{stream}-auto-{seed}" / "registry"
     (model,) = [p for p in registry.iterdir() if p.is_dir()]
     first = min((model / "logs" / "selection").glob("*.json"))
-    return "dropped" in json.loads(first.read_text())["record"]
+    return "first" if "dropped" in json.loads(first.read_text())["record"] else ""
 
 
-def default_rule(probation: bool | None = None) -> Rule:
+def default_rule(probation: str | None = None) -> Rule:
     """auto's rule with its defaults (probation as configured, unless given)."""
     gate = GateConfig()
+    configured = "first" if gate.select_probation else ""
     return switch_when_significant(
         gate.select_alpha,
         gate.select_window,
         change_alpha=gate.change_alpha,
-        probation=gate.select_probation if probation is None else probation,
+        probation=configured if probation is None else probation,
     )
 
 
@@ -109,7 +110,7 @@ def bar_means(
 def check_real_auto(runs: Path, records: dict[tuple[str, int], Any]) -> str:
     """The real auto backtests serve what the replay of their rule serves (the default, with
     probation if their step had it)."""
-    with_probation = {key: ran_with_probation(runs, *key) for key in records}
+    with_probation = {key: ran_with(runs, *key) for key in records}
     largest, batches = largest_gap(
         [
             (
@@ -126,10 +127,13 @@ def check_real_auto(runs: Path, records: dict[tuple[str, int], Any]) -> str:
     )
     return (
         f"The real auto backtests against the replay of their rule: {batches} batches of "
-        f"{len(records)} backtests ({sum(with_probation.values())} run with probation), largest "
+        f"{len(records)} backtests ({sum(map(bool, with_probation.values()))} run with probation), largest "
         f"difference {largest:.3g}."
     )
 
+
+#: The replay's probation variants, as the variants' table names them.
+PROBATION = {"first": "leaving never", "every": "every switch"}
 
 SHOWN = ("never", "always", "batch", "shadow", "both", "auto")
 
@@ -241,19 +245,22 @@ def main() -> None:
         + " | in all |"
     )
     print("|---|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
-    default = (gate.select_alpha, 2, False, gate.change_alpha, False, gate.select_probation)
+    probation = "first" if gate.select_probation else ""
+    default = (gate.select_alpha, 2, False, gate.change_alpha, False, probation)
     variants = [default]
-    variants += [(gate.select_alpha, 2, False, gate.change_alpha, False, not gate.select_probation)]
-    variants += [(gate.select_alpha, 2, False, c, False, False) for c in (0.0, 0.01, 0.0001)]
+    variants += [
+        (gate.select_alpha, 2, False, gate.change_alpha, False, p) for p in ("", *PROBATION)
+    ]
+    variants += [(gate.select_alpha, 2, False, c, False, "") for c in (0.0, 0.01, 0.0001)]
     variants += [
         (a, n, False, c, False, pr)
-        for pr in (False, True)
+        for pr in ("", "first")
         for c in (0.0, 0.001)
         for a in (0.1, 0.2, 0.3)
         for n in (2, 3, 4)
     ]
-    variants += [(a, 2, True, c, False, False) for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
-    variants += [(a, 2, False, 0.001, True, False) for a in (0.2, 0.3, 0.4, 0.5)]
+    variants += [(a, 2, True, c, False, "") for c in (0.0, 0.001) for a in (0.1, 0.2, 0.3)]
+    variants += [(a, 2, False, 0.001, True, "") for a in (0.2, 0.3, 0.4, 0.5)]
     variants = list(dict.fromkeys(variants))  # the default once, first
     for alpha, fewest, skip_equal, change, split, probation in variants:
         rule = switch_when_significant(
@@ -290,7 +297,7 @@ def main() -> None:
         )
         print(
             f"| {level} | {fewest} | {same} | {change or 'none'} | "
-            f"{'on' if probation else 'off'}{mark} | "
+            f"{PROBATION.get(probation, 'off')}{mark} | "
             + " | ".join(cells)
             + f" | {total} of {9 * len(seed_sets)} |"
         )

@@ -161,7 +161,9 @@ def test_the_rule_serves_what_the_measured_replay_served(window, change_alpha, p
             probation=probation,
         )
         values = {k: np.array(v) for k, v in metrics.items()}
-        rule = switch_when_significant(0.2, window, change_alpha=change_alpha, probation=probation)
+        rule = switch_when_significant(
+            0.2, window, change_alpha=change_alpha, probation="first" if probation else ""
+        )
         assert walk(rule, values, LINEAGES) == [(r.served, r.dropped) for r in records]
         mean = replay(rule, values, values, LINEAGES)
         served = np.mean([values[r.served][t] for t, r in enumerate(records)])
@@ -269,6 +271,16 @@ def test_a_lineage_no_worse_on_its_first_batch_served_stays():
     text = selection_markdown("m", records[-1], choice, 0.2, dict.fromkeys(LINEAGES, 1))
     assert "Probation: `always`'s first batch served, 0.7200 against 0.7200" in text
     assert "not worse: it stays" in text
+
+
+def test_only_a_switch_away_from_never_is_on_probation():
+    # always replaced batch (not never) and did worse on its first batch: it stays, as the
+    # t-test's record decides between learning lineages (a concept that reverses)
+    metrics = {k: [0.70, 0.70, 0.70, 0.72] for k in LINEAGES}
+    metrics["always"] = [0.70, 0.80, 0.79, 0.66]
+    records = records_of(metrics, served=["never", "batch", "batch", "always"])
+    choice = choose(records, alpha=0.2, window=10, probation=True)
+    assert choice.probation is None and choice.dropped is None and choice.chosen == "always"
 
 
 def test_one_record_per_batch_by_compare_and_swap(tmp_path):
