@@ -199,6 +199,22 @@ def gains_of(metric: str, values: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {k: sign * v for k, v in values.items()}
 
 
+def default_rule(probation: str | None = None) -> Rule:
+    """auto's rule with its defaults: probation as configured, unless given."""
+    gate = GateConfig()
+    return switch_when_significant(
+        gate.select_alpha,
+        gate.select_window,
+        change_alpha=gate.change_alpha,
+        probation=default_probation() if probation is None else probation,
+    )
+
+
+def default_probation() -> str:
+    """The replay's name of the probation auto is configured with ("first": on leaving never)."""
+    return "first" if GateConfig().select_probation else ""
+
+
 def served_values(
     rule: Rule,
     gains: dict[str, np.ndarray],
@@ -327,14 +343,7 @@ def main() -> None:
             + f"{selected[('switch 0.2', EXPERT_SETS[4])]:.3f} |"
         )
     if kept("auto"):
-        gate = GateConfig()  # the rule auto runs, with its defaults
-        rule = switch_when_significant(
-            gate.select_alpha,
-            gate.select_window,
-            change_alpha=gate.change_alpha,
-            probation="first" if gate.select_probation else "",
-        )
-        print(check_auto(args.runs, streams, seeds, rule) + "\n")
+        print(check_auto(args.runs, streams, seeds, default_rule()) + "\n")
     print(
         f"Mean over seeds {args.seeds} of the served champion's metric, every batch after the first.\n"
     )

@@ -36,6 +36,8 @@ from policies import STREAMS, keeps_rule, points
 from selection import (
     Rule,
     change_at,
+    default_probation,
+    default_rule,
     gains_of,
     largest_gap,
     served_values,
@@ -65,18 +67,6 @@ def ran_with(runs: Path, stream: str, seed: int) -> str:
     (model,) = [p for p in registry.iterdir() if p.is_dir()]
     first = min((model / "logs" / "selection").glob("*.json"))
     return "first" if "dropped" in json.loads(first.read_text())["record"] else ""
-
-
-def default_rule(probation: str | None = None) -> Rule:
-    """auto's rule with its defaults (probation as configured, unless given)."""
-    gate = GateConfig()
-    configured = "first" if gate.select_probation else ""
-    return switch_when_significant(
-        gate.select_alpha,
-        gate.select_window,
-        change_alpha=gate.change_alpha,
-        probation=configured if probation is None else probation,
-    )
 
 
 def served_mean(rule: Rule, metric: str, values: dict[str, np.ndarray]) -> float:
@@ -127,8 +117,8 @@ def check_real_auto(runs: Path, records: dict[tuple[str, int], Any]) -> str:
     )
     return (
         f"The real auto backtests against the replay of their rule: {batches} batches of "
-        f"{len(records)} backtests ({sum(map(bool, with_probation.values()))} run with probation), largest "
-        f"difference {largest:.3g}."
+        f"{len(records)} backtests ({sum(map(bool, with_probation.values()))} run with "
+        f"probation), largest difference {largest:.3g}."
     )
 
 
@@ -245,8 +235,7 @@ def main() -> None:
         + " | in all |"
     )
     print("|---|---|---|---|---|" + "---|" * (len(seed_sets) + 1))
-    probation = "first" if gate.select_probation else ""
-    default = (gate.select_alpha, 2, False, gate.change_alpha, False, probation)
+    default = (gate.select_alpha, 2, False, gate.change_alpha, False, default_probation())
     variants = [default]
     variants += [
         (gate.select_alpha, 2, False, gate.change_alpha, False, p) for p in ("", *PROBATION)

@@ -274,8 +274,8 @@ class GateConfig(_Section):
     #: interval of its earlier batches at this level is a sudden change: the model of the new
     #: batch alone serves next (tasks/selection.py). 0 turns the test off.
     change_alpha: float = Field(0.001, ge=0, lt=0.5)
-    #: auto: a lineage switched to serves its first batch on probation; worse there than the
-    #: one it replaced, it is dropped and that one serves again (tasks/selection.py).
+    #: auto: a lineage that replaced never serves its first batch on probation; worse there
+    #: than never, it is dropped and never serves again (tasks/selection.py).
     select_probation: bool = True
     #: A challenger that has not won after this many batches is dropped.
     budget_batches: int = Field(10, ge=1)

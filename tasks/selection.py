@@ -56,10 +56,11 @@ lineage that replaces `never` serves its first batch on probation: if it scored 
 `never` is on probation. `never` is the one lineage whose model never changes, the model issue
 14's bar guards (at most 0.5 points below it); between learning lineages, under a concept that
 reverses (`flips`), a worse first batch is mostly the next reversal, and probation on every
-switch cost `flips` 0.7 accuracy points and `flips-regression` 1.2 % of MAE over 13 seeds (replayed:
-benchmarks/switch_rules.py) and gained nothing measurable elsewhere. A change test's switch away from `never` is on
-probation too; when a lineage fails it, the change test is made on `never`, which would serve
-again: a real change on that batch made both fall, and then `always-h0` serves.
+switch cost `flips` 0.7 accuracy points and `flips-regression` 1.2 % of MAE over 13 seeds
+(replayed: benchmarks/switch_rules.py) and gained nothing measurable elsewhere. A change test's
+switch away from `never` is on probation too; when a lineage fails it, the change test is made on
+`never`, which would serve again: a real change on that batch made both fall, and then
+`always-h0` serves.
 
 The rule is a replay of the policies' own backtests: no lineage depends on which one is served,
 so what `auto` serves on batch t is exactly what the chosen policy's champion scored there.

@@ -31,6 +31,18 @@ def config_for(root, name: str, mode: str, target: str = "churned") -> CTConfig:
     )
 
 
+def promoted_evidence(events_until, name: str, key: str) -> dict:
+    """The `key` part of the evidence of the first `ct.model.promoted` event that has one."""
+
+    def evidence(e) -> dict:
+        return e["payload"].get("evidence") or {}
+
+    events = events_until(
+        "ct.model.promoted", f"ct.model.{name}", lambda es: any(evidence(e).get(key) for e in es)
+    )
+    return next(evidence(e)[key] for e in events if evidence(e).get(key))
+
+
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
     return [str(p) for p in write_stream("demo", tmp_path_factory.mktemp("files"), batches=9)]
@@ -208,16 +220,7 @@ def test_mode_auto_meets_the_demo_s_abrupt_change_with_the_model_of_the_new_batc
     assert records[5].served == "always-h0"
     assert steps[6].champion_metric == pytest.approx(records[5].metrics["always-h0"])
     assert steps[6].champion_metric > sixth.metrics[served] + 0.2
-    events = events_until(
-        "ct.model.promoted",
-        f"ct.model.{name}",
-        lambda es: any((e["payload"].get("evidence") or {}).get("change") for e in es),
-    )
-    change = next(
-        e["payload"]["evidence"]["change"]
-        for e in events
-        if (e["payload"].get("evidence") or {}).get("change")
-    )
+    change = promoted_evidence(events_until, name, "change")
     assert change["lineage"] == served and change["p_value"] < config.gate.change_alpha
     assert any("a sudden change" in (e.reason or "") for e in registry.alias_log(name))
 
@@ -249,16 +252,7 @@ def test_mode_auto_drops_a_lineage_that_does_worse_on_its_first_batch_served(
     assert tested["always"] == 1 and tested["batch"] == 5
     reasons = [e.reason or "" for e in registry.alias_log(name)]
     assert any("on its first batch served, worse than never" in r for r in reasons), reasons
-    events = events_until(
-        "ct.model.promoted",
-        f"ct.model.{name}",
-        lambda es: any((e["payload"].get("evidence") or {}).get("probation") for e in es),
-    )
-    probation = next(
-        e["payload"]["evidence"]["probation"]
-        for e in events
-        if (e["payload"].get("evidence") or {}).get("probation")
-    )
+    probation = promoted_evidence(events_until, name, "probation")
     assert probation["lineage"] == "always" and probation["replaced"] == "never"
 
 
