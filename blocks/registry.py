@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 from blocks import model_checks
 from blocks.errors import AliasConflictError, RegistryError
 from blocks.names import NAME_PATTERN, is_name
+from blocks.proof import Proof, check_promotion
 from blocks.skops_io import load as _load_skops
 from blocks.storage import Store
 
@@ -52,11 +53,11 @@ MAX_CLAIM_ATTEMPTS = 10_000
 TRUSTED_TYPES: list[str] = list(model_checks.TRUSTED_TYPES)
 
 #: Models this process loaded and checked, by their file's sha256 and the trusted types asked
-#: for: a backtest or `gate.mode auto` loads the same few versions step after step, and skops
+#: for: a backtest loads the same few versions step after step, and skops
 #: rebuilds and the checks walk every object of a model each time. The file is still read and its
 #: sha256 checked on every load; a loaded model is only used to predict, never refitted.
 _LOADED: OrderedDict[tuple[str, tuple[str, ...]], Any] = OrderedDict()
-_LOADED_MAX = 8  # gate.mode auto serves from up to five versions a step, a backtest one more
+_LOADED_MAX = 8  # a step loads the champion and a challenger, a backtest the first model too
 _loaded_lock = threading.Lock()
 
 
@@ -86,6 +87,8 @@ class AliasEntry(BaseModel):
     reason: str
     run_id: str | None
     at: datetime
+    #: The champion alias: the test (or the person) that moved it (blocks/proof.py).
+    proof: Proof | None = None
 
 
 def check_name(kind: str, value: str) -> str:
@@ -240,11 +243,29 @@ class ModelRegistry(Block):
         run_id: str | None = None,
     ) -> AliasEntry:
         """Point `alias` at `version` (None clears it) if it still points at `expected`
-        (compare-and-swap)."""
+        (compare-and-swap). The champion moves only through `promote`, with its proof."""
+        if alias == "champion":
+            raise RegistryError(
+                f"{name}: the champion alias moves only through promote(), with the proof of the "
+                "test it passed (or rollback(), a person's action)"
+            )
+        return self._move_alias(
+            name, alias, version, expected=expected, reason=reason, run_id=run_id, proof=None
+        )
+
+    def _move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        expected: int | None,
+        reason: str,
+        run_id: str | None,
+        proof: Proof | None,
+    ) -> AliasEntry:
         if version is not None:
             self._read_version(name, version)  # only complete versions get an alias
-        elif alias == "champion":
-            raise RegistryError(f"{name}: the champion alias cannot be cleared; roll back instead")
         latest = self._latest_entry(name, alias)
         current = latest.version if latest else None
         if current != expected:
@@ -260,6 +281,7 @@ class ModelRegistry(Block):
             reason=reason,
             run_id=run_id,
             at=datetime.now(UTC),
+            proof=proof,
         )
         try:
             self.store.create(
@@ -283,23 +305,34 @@ class ModelRegistry(Block):
         version: int,
         *,
         expected_champion: int | None,
-        reason: str = "",
+        proof: Proof | None,
         run_id: str | None = None,
     ) -> AliasEntry:
-        """Make `version` the champion if the champion is still `expected_champion`."""
-        return self.set_alias(
-            name, "champion", version, expected=expected_champion, reason=reason, run_id=run_id
+        """Make `version` the champion if the champion is still `expected_champion`, and only
+        with a proof: a test it passed, or a person's action (blocks/proof.py). This is the one
+        place the champion moves; everything that promotes comes through here."""
+        checked = check_promotion(proof, version)
+        return self._move_alias(
+            name,
+            "champion",
+            version,
+            expected=expected_champion,
+            reason=checked.line(),
+            run_id=run_id,
+            proof=checked,
         )
 
     def rollback(
         self, name: str, *, reason: str = "rollback", run_id: str | None = None
     ) -> AliasEntry:
-        """Make the previous champion the champion again (itself a compare-and-swap)."""
+        """Make the previous champion the champion again (itself a compare-and-swap). A person's
+        action: it carries no test, and says so in its proof."""
         latest = self._latest_entry(name, "champion")
         if latest is None or latest.previous is None:
             raise RegistryError(f"{name}: there is no previous champion to roll back to")
+        proof = Proof(by="human", action="rollback", passed=True, reason=reason)
         return self.promote(
-            name, latest.previous, expected_champion=latest.version, reason=reason, run_id=run_id
+            name, latest.previous, expected_champion=latest.version, proof=proof, run_id=run_id
         )
 
     # ----------------------------------------------------------------- reading

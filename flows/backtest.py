@@ -1,8 +1,10 @@
 """Backtest the CT policy: replay a history in time order, one CT step per batch.
 
-Each batch is first scored by the current champion and by the never-updated first model (before
-anything learns from it), then goes through exactly the step a deployment runs. The table says what
-continuous training would have bought on this data.
+Each batch is first scored by the current champion, the never-updated first model and always-retrain
+(the newest candidate trained before the batch: what promoting every candidate would have served),
+before anything learns from it; then it goes through exactly the step a deployment runs. The table
+says what continuous training bought on this data, and what share of always-retrain's gain the gate
+kept.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from tasks.report import (
     plot_backtest,
     summarize_backtest,
 )
-from tasks.train import score
+from tasks.stages import Trained
+from tasks.train import Fitted, score
+from tasks.validate import FeatureSpec
 from tasks.validate.rows import validate_rows
 
 
@@ -73,16 +77,23 @@ def batch_files(
 
 
 @task(name="score-on-batch", cache_policy=NO_CACHE)
-def score_on_batch(model: Champion, source: str, metric: str) -> float | None:
-    """A model's metric on every row of a batch it can read under its own contract's row rules
+def score_on_batch(model: Fitted, spec: FeatureSpec, source: str, metric: str) -> float | None:
+    """A model's metric on every row of a batch it can read under its contract's row rules
     (None when it cannot read the batch at all, e.g. a column it needs is gone). For comparison
     only: this is what production would have scored, refused batch or not."""
     frame, _, _ = read_batch(source)
     try:
-        valid, _, _ = validate_rows(frame, model.spec, source=source, max_bad_fraction=1.0)
+        valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=1.0)
     except CTError:
         return None
-    return score(model.model, valid, model.spec, metric)
+    return score(model, valid, spec, metric)
+
+
+def scored(model: Champion | Trained | None, source: str, metric: str) -> float | None:
+    """`score_on_batch` for a champion or a trained candidate; None when there is none yet."""
+    if model is None:
+        return None
+    return score_on_batch(model.model, model.spec, source, metric)
 
 
 def _failed_step(
@@ -121,10 +132,11 @@ def backtest(
 ) -> list[dict[str, object]]:
     """Run one CT step per batch, in order; write backtest.csv and backtest.png into `out_dir`.
 
-    Before each step, the never-updated first model scores the batch; on a refused batch the
-    serving champion scores it too (production still served those rows), so CT and the
-    never-updated model are compared over the same batches. Each step's drift plot is drawn only
-    with `plots` (the backtest's own table and plot are what it shows).
+    Before each step, the never-updated first model and always-retrain's model (the newest
+    candidate trained before the batch) score the batch; on a refused batch the serving champion
+    scores it too (production still served those rows), so CT, the never-updated model and
+    always-retrain are compared over the same batches. Each step's drift plot is drawn only with
+    `plots` (the backtest's own table and plot are what it shows).
     """
     logger = get_run_logger()
     out = Path(out_dir)
@@ -133,10 +145,11 @@ def backtest(
     name = config.dataset.name
     trusted = list(config.model.trusted_types)
     first: Champion | None = None  # the first champion, loaded once
+    always: Trained | None = None  # the newest candidate: always-retrain's champion
     metric = "accuracy"
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
-        static = None if first is None else score_on_batch(first, source, metric)
+        static, retrained = scored(first, source, metric), scored(always, source, metric)
         attempt = 0
         while True:
             attempt += 1
@@ -161,12 +174,12 @@ def backtest(
             step = _failed_step(source, state.result(raise_on_failure=False), serving, metric)
             if step.refused and serving is not None:
                 champion = champion_of(registry, serving, trusted)
-                step = step.model_copy(
-                    update={"champion_metric": score_on_batch(champion, source, metric)}
-                )
+                step = step.model_copy(update={"champion_metric": scored(champion, source, metric)})
         if first is None and step.promoted and step.new_version is not None:
             first = champion_of(registry, registry.get(name, version=step.new_version), trusted)
-        rows.append(backtest_row(number, step, static))
+        if isinstance(step.candidate, Trained):
+            always = step.candidate
+        rows.append(backtest_row(number, step, static, retrained))
         line = batch_line(step)
         # `ct_progress` is what the CLI's progress display reads (flows/console.py)
         logger.info(

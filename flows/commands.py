@@ -407,8 +407,11 @@ def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
                 if args.expected is not None
                 else (current.version if current else None)
             )
+            from blocks.proof import Proof
+
+            proof = Proof(by="human", action="manual promotion", passed=True, reason=args.reason)
             entry = registry.promote(
-                args.name, args.version, expected_champion=expected, reason=args.reason
+                args.name, args.version, expected_champion=expected, proof=proof
             )
         else:
             entry = registry.rollback(args.name, reason=args.reason)
@@ -420,6 +423,7 @@ def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
                 "version": entry.version,
                 "previous_champion": entry.previous,
                 "decision": {"promote": True, "manual": True, "reason": entry.reason},
+                "proof": None if entry.proof is None else entry.proof.model_dump(mode="json"),
             },
         )
     out.line(f"{args.name}: champion v{entry.previous} -> v{entry.version} ({entry.reason}).")

@@ -1,9 +1,10 @@
 """ct: continuous training for a deployed model, as Prefect flows.
 
-One CT step (`continuous_training`) takes a new labelled batch through
-load → validate → observe (quality, drift, the champion's score) → retrain → paired gate →
-register → promote or reject → event. Run this file to use it from the command line; with no
-arguments it backtests the CT policy over the built-in demo stream (see `python flows/ct.py --help`).
+One CT step (`continuous_training`) takes a new labelled batch through its stages:
+load → validate → observe (quality, drift, the champion's score) → retrain (subflow) → decide →
+release. How a candidate becomes champion is the configured policy (tasks/policy/: `batch`, the
+default, `shadow`, `both`); the step never asks which. Run this file to use it from the command
+line; with no arguments it backtests CT over the built-in demo stream (`python flows/ct.py --help`).
 """
 
 from __future__ import annotations
@@ -17,52 +18,31 @@ if __name__ == "__main__":  # the CLI parses and checks before anything below is
 
 import contextlib
 import functools
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any
 
-import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-from prefect.utilities.annotations import quote
 
-from blocks.registry import ModelRegistry, ModelVersion
+from blocks.registry import ModelRegistry
 from flows.heartbeats import without_heartbeats
-from flows.retrain import Candidate, retrain
+from flows.retrain import retrain
 from tasks import artifacts, gx_suite
 from tasks.challenger import ALIAS as CHALLENGER
-from tasks.challenger import (
-    ChallengerState,
-    current_challenger,
-    drop_challenger,
-    evidence_summary,
-    start_challenger,
-    weigh_challenger,
-)
-from tasks.config import CTConfig, Label
+from tasks.config import CTConfig, Label, ValidationConfig
 from tasks.data import BadLine, Batch, load_batch, store_history
 from tasks.drift import DriftReport, ReferenceProfile, build_profile, detect_drift, publish_drift
 from tasks.drift.compare import compare_summary
 from tasks.errors import DataValidationError
-from tasks.gate import GateDecision, Guard, check_unseen, gate_candidate, get_metric
 from tasks.gx_suite import QualityReport
+from tasks.judge import judge
 from tasks.labels import sorted_labels
-from tasks.refusals import LOG as CONTRACT_LOG
+from tasks.policy import Policy, Settled, Step, Weighed, policy_for, stage
 from tasks.refusals import note_passed, note_refusal
-from tasks.release import (
-    Champion,
-    announce,
-    champion_of,
-    decision_summary,
-    open_registry,
-    promote_champion,
-    register_candidate,
-)
+from tasks.release import Champion, announce, champion_of, open_registry, run_id, unwalked
 from tasks.report import StepResult
 from tasks.scan import (
     KEEP_SEED_OFFSET,
@@ -76,19 +56,9 @@ from tasks.scan import (
     scan_dataset,
     training_sample,
 )
-from tasks.selection import (
-    ALWAYS,
-    BATCH_ONLY,
-    LINEAGES,
-    SelectionRecord,
-    alias_of,
-    append_record,
-    choose,
-    read_selection,
-    select_lineage,
-)
 from tasks.sources import ReadLimits
-from tasks.train import estimator_name, fit_floor, gate_inputs, report_metric, score
+from tasks.stages import Checked, Observed, Sampled, Trained
+from tasks.train import report_metric, score
 from tasks.validate import (
     FeatureSpec,
     ValidationOutcome,
@@ -98,24 +68,6 @@ from tasks.validate import (
     validate_batch,
 )
 from tasks.validate.quality import expectation_specs
-from tasks.window import TrainingWindow
-
-
-@functools.cache  # the code does not change under a running process
-def code_revision() -> str:
-    """The git commit of the code that trains, for lineage; 'unknown' outside a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def reports_dir(config: CTConfig) -> Path:
@@ -123,17 +75,6 @@ def reports_dir(config: CTConfig) -> Path:
     path = Path(config.state_dir) / "reports" / config.dataset.name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-_V = TypeVar("_V")
-
-
-def unwalked(value: _V) -> _V:
-    """`value` as a task argument that Prefect hands over without walking it: it visits every
-    element of a parameter's lists, dicts and models looking for futures, which for a drift
-    profile (its sample is thousands of values) or a registry card cost 0.3 s a CT step each
-    (measured). `prefect.utilities.annotations.quote`, typed as what it wraps."""
-    return cast(_V, quote(value))
 
 
 @task(name="read-champion", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -212,17 +153,13 @@ def continuous_training(
             open_registry(config).record_step(
                 config.dataset.name,
                 result.batch_id,
-                {"result": result.model_dump(mode="json"), "flow_run_id": _run_id()},
+                {"result": result.model_dump(mode="json"), "flow_run_id": run_id()},
             )
         return result
 
 
 #: How a re-run of a finished step begins its outcome.
 ALREADY = "already processed"
-
-
-def _run_id() -> str | None:
-    return None if flow_run.id is None else str(flow_run.id)
 
 
 def already_done(
@@ -272,19 +209,6 @@ def already_done(
 
 
 # ---------------------------------------------------------------- the stages of a step
-@dataclass(frozen=True)
-class Checked:
-    """A batch that passed its contract: the valid rows and what validation set aside."""
-
-    batch: Batch
-    spec: FeatureSpec
-    valid: pd.DataFrame
-    outcome: ValidationOutcome
-    quarantine_path: str | None
-    #: A dataset's rows were sampled for learning: how many, of how many valid rows, which seed.
-    sampled: dict[str, Any] | None = None
-
-
 @contextlib.contextmanager
 def refusals_counted(
     registry: ModelRegistry, config: CTConfig, batch: Batch, champion: Champion | None
@@ -337,11 +261,34 @@ def validate(
 HEAD_ROWS = 50_000
 
 
-def dataset_specs(profile: ReferenceProfile, rules: Any) -> Any:
+def dataset_specs(profile: ReferenceProfile, rules: ValidationConfig) -> Any:
     """The quality expectations for a dataset: the batch row limit (for files held in memory)
     does not bound a dataset."""
     return expectation_specs(
         profile, tolerance=rules.range_tolerance, min_rows=rules.min_rows, max_rows=10**15
+    )
+
+
+def scan_profile(
+    batch: Batch,
+    spec: FeatureSpec,
+    *,
+    registry: ModelRegistry,
+    config: CTConfig,
+    champion: Champion | None,
+    first: pd.DataFrame | None,
+) -> ReferenceProfile:
+    """What a dataset's scan compares against: the champion's profile, or for a first model
+    (only the counts and the sample are wanted) one built from the dataset's head."""
+    if champion is not None:
+        return ReferenceProfile.model_validate(registry.load_profile(champion.version))
+    first = head(batch.source, HEAD_ROWS) if first is None else first
+    return build_profile(
+        first[[c for c in [*spec.features, spec.target] if c in first.columns]],
+        categorical=[*spec.categorical, *([spec.target] if spec.task == "classification" else [])],
+        bins=config.drift.bins,
+        sample_rows=config.drift.sample_rows,
+        seed=config.seed,
     )
 
 
@@ -359,20 +306,9 @@ def scan(
     sample of `retrain.sample_rows` valid rows the scan keeps. Refused like a batch when too many
     rows are bad. `first`: its first rows, when the caller has read them already."""
     rules, name, source = config.validation, config.dataset.name, batch.source
-    if champion is not None:
-        profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
-    else:  # a first model: only the counts and the sample are wanted; summarise against the head
-        first = head(source, HEAD_ROWS) if first is None else first
-        profile = build_profile(
-            first[[c for c in [*spec.features, spec.target] if c in first.columns]],
-            categorical=[
-                *spec.categorical,
-                *([spec.target] if spec.task == "classification" else []),
-            ],
-            bins=config.drift.bins,
-            sample_rows=config.drift.sample_rows,
-            seed=config.seed,
-        )
+    profile = scan_profile(
+        batch, spec, registry=registry, config=config, champion=champion, first=first
+    )
     folder = Path(config.state_dir) / "quarantine" / name / batch.batch_id
     with refusals_counted(registry, config, batch, champion):
         scanned = scan_dataset(
@@ -397,12 +333,12 @@ def scan(
     logger = get_run_logger()
     if outcome.rows_quarantined:
         logger.warning("%s: %s; kept in %s", source, outcome.summary(), kept)
-    sampled = {
-        "rows": len(sample),
-        "of_valid_rows": scanned.rows_valid,
-        "seed": profile.seed + KEEP_SEED_OFFSET,
-        "how": "the valid rows with the smallest splitmix64 keys of their positions",
-    }
+    sampled = Sampled(
+        rows=len(sample),
+        of_valid_rows=scanned.rows_valid,
+        seed=profile.seed + KEEP_SEED_OFFSET,
+        how="the valid rows with the smallest splitmix64 keys of their positions",
+    )
     logger.info(
         "Dataset %s: %d rows, %d valid; learning from a seeded sample of %d",
         source,
@@ -411,18 +347,6 @@ def scan(
         len(sample),
     )
     return Checked(batch, spec, sample, outcome, kept, sampled), scanned
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the champion makes of the batch before anything learns from it. The quality suite
-    runs meanwhile in the background (`quality`, collected by `finish_quality`)."""
-
-    drift: DriftReport | None
-    metric: float | None
-    new_classes: list[Label]
-    quality: Future[QualityReport] | None = None
-    quality_report: str | None = None
 
 
 def finish_quality(seen: Observed, config: CTConfig, source: str) -> None:
@@ -436,52 +360,50 @@ def finish_quality(seen: Observed, config: CTConfig, source: str) -> None:
         )
 
 
-def observe(
+def new_classes_in(checked: Checked, champion: Champion | None, name: str) -> list[Label]:
+    """Classes the contract has never seen (an open class set): kept, the candidate learns them,
+    and `ct.label.new_class` says so."""
+    spec, valid, batch = checked.spec, checked.valid, checked.batch
+    if spec.task != "classification" or spec.classes_closed:
+        return []
+    known = set(spec.classes or [])
+    found = [c for c in sorted_labels(valid[spec.target].unique()) if c not in known]
+    if found:
+        get_run_logger().warning(
+            "%s: new classes %s (known: %s); kept, the candidate learns them",
+            batch.source,
+            found,
+            spec.classes,
+        )
+        announce(
+            "ct.label.new_class",
+            name,
+            {
+                "batch_id": batch.batch_id,
+                "source": batch.source,
+                "new_classes": found,
+                "known_classes": spec.classes,
+                "rows": int(valid[spec.target].isin(found).sum()),
+                "champion_version": None if champion is None else champion.version.version,
+            },
+        )
+    return found
+
+
+def quality_and_drift(
     checked: Checked,
-    champion: Champion | None,
+    profile: ReferenceProfile,
     *,
     config: CTConfig,
-    registry: ModelRegistry,
-    plots: bool = True,
-    scanned: PieceScan | None = None,
-) -> Observed:
-    """The quality suite and drift against what the champion learned from, its score on the batch,
-    and any class it has never seen (kept: the candidate learns it). `scanned`: the batch is a
-    dataset whose quality counts and drift summary were taken over all of it, in record batches
-    (`checked.valid` is then its sample)."""
-    spec, valid, batch, name = checked.spec, checked.valid, checked.batch, config.dataset.name
-    new_classes: list[Label] = []
-    if spec.task == "classification" and not spec.classes_closed:
-        known = set(spec.classes or [])
-        new_classes = [c for c in sorted_labels(valid[spec.target].unique()) if c not in known]
-        if new_classes:
-            get_run_logger().warning(
-                "%s: new classes %s (known: %s); kept, the candidate learns them",
-                batch.source,
-                new_classes,
-                spec.classes,
-            )
-            announce(
-                "ct.label.new_class",
-                name,
-                {
-                    "batch_id": batch.batch_id,
-                    "source": batch.source,
-                    "new_classes": new_classes,
-                    "known_classes": spec.classes,
-                    "rows": int(valid[spec.target].isin(new_classes).sum()),
-                    "champion_version": None if champion is None else champion.version.version,
-                },
-            )
-    if champion is None:
-        return Observed(drift=None, metric=None, new_classes=new_classes)
-    rules = config.validation
-    profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
-    observed = valid[[*spec.features, spec.target]]
-    reports = reports_dir(config)
-    plot_path = str(reports / f"{batch.batch_id}-drift.png") if plots else None
-    quality: Future[QualityReport] | None = None
+    plot_path: str | None,
+    scanned: PieceScan | None,
+) -> tuple[Future[QualityReport] | None, DriftReport]:
+    """Start the quality suite (in the background) and measure drift against the champion's
+    profile; a dataset's come from the counts and summary its scan took over every row."""
+    rules, name = config.validation, config.dataset.name
+    observed = checked.valid[[*checked.spec.features, checked.spec.target]]
     if scanned is None:
+        quality = None
         if rules.quality_suite:
             quality = start_quality(
                 observed,
@@ -493,14 +415,38 @@ def observe(
         drift = detect_drift(
             unwalked(profile), observed, config.drift, name=name, plot_path=plot_path
         )
-    else:
-        assert scanned.summary is not None
-        if rules.quality_suite:  # judged from the counts of every row, by the suite's own rules
-            quality = Future()
-            quality.set_result(quality_from_scan(dataset_specs(profile, rules), scanned))
-        report = compare_summary(profile, scanned.summary, observed.iloc[:0], config.drift)
-        drift = publish_drift(report, profile, observed, name, plot_path)
-    metric = report_metric(spec, config.gate.metric_for(spec.task))
+        return quality, drift
+    assert scanned.summary is not None
+    quality = None
+    if rules.quality_suite:  # judged from the counts of every row, by the suite's own rules
+        quality = Future()
+        quality.set_result(quality_from_scan(dataset_specs(profile, rules), scanned))
+    report = compare_summary(profile, scanned.summary, observed.iloc[:0], config.drift)
+    return quality, publish_drift(report, profile, observed, name, plot_path)
+
+
+def observe(
+    checked: Checked,
+    champion: Champion | None,
+    *,
+    config: CTConfig,
+    registry: ModelRegistry,
+    plots: bool = True,
+    scanned: PieceScan | None = None,
+) -> Observed:
+    """The quality suite and drift against what the champion learned from, its score on the batch,
+    and any class it has never seen. `scanned`: the batch is a dataset whose quality counts and
+    drift summary were taken over all of it (`checked.valid` is then its sample)."""
+    batch, name = checked.batch, config.dataset.name
+    new_classes = new_classes_in(checked, champion, name)
+    if champion is None:
+        return Observed(drift=None, metric=None, new_classes=new_classes)
+    profile = ReferenceProfile.model_validate(registry.load_profile(champion.version))
+    reports = reports_dir(config)
+    plot_path = str(reports / f"{batch.batch_id}-drift.png") if plots else None
+    quality, drift = quality_and_drift(
+        checked, profile, config=config, plot_path=plot_path, scanned=scanned
+    )
     if drift.drifted:
         announce(
             "ct.drift.detected",
@@ -514,712 +460,192 @@ def observe(
                 "champion_version": champion.version.version,
             },
         )
+    metric = report_metric(checked.spec, config.gate.metric_for(checked.spec.task))
     seen = Observed(
         drift=drift,
-        metric=score(champion.model, valid, spec, metric),
+        metric=score(champion.model, checked.valid, checked.spec, metric),
         new_classes=new_classes,
         quality=quality,
         quality_report=str(reports / f"{batch.batch_id}-quality.json"),
     )
-    if rules.quality_blocking:  # the step may not go on before the suite has passed
+    if config.validation.quality_blocking:  # the step may not go on before the suite has passed
         finish_quality(seen, config, batch.source)
         return Observed(drift=drift, metric=seen.metric, new_classes=new_classes)
     return seen
 
 
-def judge(
-    candidate: Candidate,
-    champion: Champion | None,
-    spec: FeatureSpec,
-    *,
-    config: CTConfig,
-    accepting: bool,
-    alpha: float | None = None,
-) -> GateDecision:
-    """Champion (or, for a first model or a new contract, the floor) and candidate on the same
-    held-back rows that neither learned from: the paired, one-sided test and the guards (at
-    `alpha`, e.g. the screen's, instead of gate.alpha)."""
-    windows = {"candidate": candidate.window}
-    if champion is not None and not accepting:
-        windows["champion"] = TrainingWindow.model_validate(
-            champion.version.metadata["lineage"]["training_window"]
-        )
-    holdout = candidate.holdout
-    holdout_start = (
-        holdout[spec.time_column].min().to_pydatetime(warn=False) if spec.time_column else None
-    )
-    check_unseen(candidate.held, holdout_start, windows)
-    gate = config.gate
-    metric = gate.metric_for(spec.task)
-    guards = gate.guards_for(spec.task)
-    baseline: Literal["champion", "floor"] = (
-        "champion" if champion is not None and not accepting else "floor"
-    )
-    baseline_model = (
-        champion.model
-        if champion is not None and not accepting
-        else fit_floor(candidate.train, spec, metric=metric)
-    )
-    probabilities = any(
-        get_metric(m).needs == "probabilities" for m in [metric, *(g.metric for g in guards)]
-    )
-    y, (base_pred, cand_pred), _ = gate_inputs(
-        holdout, spec, [baseline_model, candidate.model], probabilities=probabilities
-    )
-    return gate_candidate(
-        y,
-        base_pred,
-        cand_pred,
-        baseline=baseline,
-        metric=metric,
-        test=gate.test,
-        alpha=gate.alpha if alpha is None else alpha,
-        min_effect=gate.min_effect,
-        guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in guards],
-        order=(
-            holdout[spec.time_column].to_numpy()
-            if gate.time_ordered and spec.time_column
-            else (np.arange(len(holdout)) if gate.time_ordered else None)
-        ),
-        name=config.dataset.name,
-        seed=config.seed,
-    )
-
-
-def register_version(
-    candidate: Candidate,
-    decision: GateDecision,
-    checked: Checked,
-    *,
-    registry: ModelRegistry,
-    config: CTConfig,
-    accepting: str | None,
-    previous: int | None,
-    kind: str | None = None,
-) -> ModelVersion:
-    """Register the candidate with its contract and lineage (not yet champion or challenger);
-    a re-run of a step cut off after registering finds its version and registers no second.
-    `kind`: which of gate.mode auto's two candidates ("window", "batch-only")."""
-    spec, batch, name = checked.spec, checked.batch, config.dataset.name
-    for number in registry.versions(name)[-3:]:
-        earlier = registry.get(name, version=number)
-        lineage = earlier.metadata.get("lineage", {})
-        if (
-            lineage.get("batch_id") == batch.batch_id
-            and lineage.get("compared_with") == previous
-            and lineage.get("candidate") == kind
-        ):
-            get_run_logger().info("Batch %s was registered as v%d already", batch.batch_id, number)
-            return earlier
-    contract = spec.with_classes(candidate.model.labels or [])
-    run_id = _run_id()
-    version = register_candidate(
-        registry,
-        name,
-        candidate.model.estimator,
-        metrics={
-            f"holdout_{decision.metric}": decision.candidate_metric or 0.0,
-            f"baseline_holdout_{decision.metric}": decision.baseline_metric or 0.0,
-            "holdout_rows": float(decision.n),
-            "train_rows": float(len(candidate.train)),
-        },
-        lineage={
-            "batch_id": batch.batch_id,
-            "source": batch.source,
-            "data_sha256": batch.sha256,
-            "training_window": candidate.window.model_dump(mode="json"),
-            "flow_run_id": run_id,
-            "code_revision": code_revision(),
-            "estimator": estimator_name(config.model, spec.task),
-            "task": spec.task,
-            "labels": candidate.model.labels,
-            "trusted_types": list(config.model.trusted_types),
-            "contract_accepted": accepting,
-            #: The model it was judged against.
-            "compared_with": previous,
-            #: gate.mode auto: trained on the configured window or on the new batch alone.
-            "candidate": kind,
-            #: A dataset: it learned from (and was gated on) a seeded sample of its valid rows.
-            "sample": checked.sampled,
-        },
-        schema=unwalked({"spec": contract.model_dump(mode="json"), "hash": contract.schema_hash()}),
-        profile=unwalked(
-            build_profile(
-                candidate.train[[*spec.features, spec.target]],
-                categorical=[
-                    *spec.categorical,
-                    *([spec.target] if spec.task == "classification" else []),
-                ],
-                label=spec.target,
-                bins=config.drift.bins,
-                sample_rows=config.drift.sample_rows,
-                seed=config.seed,
-            ).model_dump(mode="json")
-        ),
-        decision=unwalked(decision.model_dump()),
-        trusted=list(config.model.trusted_types),
-    )
-    announce(
-        "ct.model.registered",
-        name,
-        {
-            "version": version.version,
-            "previous_champion": previous,
-            "decision": decision_summary(decision),
-        },
-    )
-    if accepting is not None:
-        registry.append_log(
-            name,
-            CONTRACT_LOG,
-            {
-                "outcome": "accepted",
-                "batch_id": batch.batch_id,
-                "version": version.version,
-                "reason": accepting,
-            },
-        )
-    return version
-
-
-def crown(
-    version: ModelVersion,
-    *,
-    registry: ModelRegistry,
-    name: str,
-    previous: int | None,
-    reason: str,
-    payload: dict[str, Any],
-) -> int:
-    """Make a registered version the champion (compare-and-swap) and announce it."""
-    run_id = _run_id()
-    promote_champion(
-        registry, name, version.version, expected_champion=previous, reason=reason, run_id=run_id
-    )
-    lineage = version.metadata.get("lineage", {})
-    announce(
-        "ct.model.promoted",
-        name,
-        {
-            "version": version.version,
-            "previous_champion": previous,
-            "path": version.path,
-            "task": lineage.get("task"),
-            "labels": lineage.get("labels"),
-            **payload,
-        },
-    )
-    return version.version
-
-
-def learned_from(model: Champion, checked: Checked) -> bool:
-    """Did this model learn from any row of the batch (by batch, or by time)?"""
-    window = TrainingWindow.model_validate(model.version.metadata["lineage"]["training_window"])
-    if any(part.batch_id == checked.batch.batch_id for part in window.slices):
-        return True
-    time_column = checked.spec.time_column
-    if time_column and window.time_end is not None and len(checked.valid):
-        first = checked.valid[time_column].min().to_pydatetime(warn=False)
-        return bool(first <= window.time_end)
-    return False
-
-
-@dataclass(frozen=True)
-class Shadow:
-    """What the challenger's evidence did in this step: the champion from now on (a new one if
-    the challenger won), the challenger still running, and notes for the step's outcome."""
-
-    champion: Champion | None
-    state: ChallengerState | None
-    crowned: int | None
-    notes: list[str]
-
-
-def shadow_stage(
-    champion: Champion | None,
-    checked: Checked,
-    *,
-    active: bool,
-    registry: ModelRegistry,
-    config: CTConfig,
-    plots: bool,
-    run_id: str | None,
-) -> Shadow:
-    """Judge the current challenger (mode shadow or both) on this batch: promote it, drop it, or
-    keep collecting. Not `active` (a new contract is being accepted): nothing happens."""
-    gate, name = config.gate, config.dataset.name
-    state = (
-        current_challenger(registry, name)
-        if active and champion is not None and gate.mode in {"shadow", "both"}
-        else None
-    )
-    if champion is None or state is None:
-        return Shadow(champion, None, None, [])
-    stage(get_run_logger(), "weighing the challenger")
-    contender = champion_of(
-        registry, registry.get(name, version=state.version), list(config.model.trusted_types)
-    )
-    if learned_from(contender, checked):  # e.g. a re-run of the batch that trained it
-        note = f"challenger v{state.version} trained on this batch: not evidence"
-        return Shadow(champion, state, None, [note])
-    verdict, state = weigh_challenger(
-        registry,
-        name,
-        unwalked(state),  # its evidence grows every batch
-        champion=champion.model,
-        champion_version=champion.version.version,
-        challenger=contender.model,
-        frame=checked.valid,
-        spec=checked.spec,
-        batch_id=checked.batch.batch_id,
-        gate=gate,
-        metric=gate.metric_for(checked.spec.task),
-        plot_path=str(reports_dir(config) / f"{checked.batch.batch_id}-challenger.png")
-        if plots
-        else None,
-    )
-    summary = evidence_summary(state.evidence)
-    figures = f"e-value {summary['e_value']:.3g} of {summary['boundary']:.3g}"
-    if verdict == "promote":
-        crowned = crown(
-            contender.version,
-            registry=registry,
-            name=name,
-            previous=champion.version.version,
-            reason=f"challenger v{state.version} won on {state.evidence.rows} later rows ({figures})",
-            payload={"via": "challenger", "evidence": summary},
-        )
-        registry.set_alias(
-            name, CHALLENGER, None, expected=state.version, reason="promoted", run_id=run_id
-        )
-        return Shadow(
-            contender, None, crowned, [f"challenger v{state.version} promoted ({figures})"]
-        )
-    if verdict != "continue":
-        why = "worse than the champion" if verdict == "drop-worse" else "budget spent"
-        drop_challenger(registry, name, state, reason=f"{why} ({figures})", run_id=run_id)
-        return Shadow(champion, None, None, [f"challenger v{state.version} dropped: {why}"])
-    note = f"challenger v{state.version}: {figures}, batch {state.evidence.batches}/{gate.budget_batches}"
-    return Shadow(champion, state, None, [note])
-
-
-def lineage_models(
-    registry: ModelRegistry, champion: Champion, *, trusted: list[str], run_id: str | None
-) -> tuple[dict[str, int], dict[int, Champion]]:
-    """gate.mode auto: each lineage's version, and the models they name (each read and loaded
-    once; the champion among them). A lineage missing (auto just began) or under another contract
-    than the champion's (a new contract was accepted) starts the lineages again: all at the
-    champion, which is then the `never` lineage."""
-    name, start = champion.version.name, champion.version.version
-    aliases = {k: registry.alias(name, alias_of(k)) for k in LINEAGES}
-    found = {start: champion.version}
-    for v in {v for v in aliases.values() if v is not None} - set(found):
-        found[v] = registry.get(name, version=v)
-    contract = champion.version.metadata["schema"]["hash"]
-    if None not in aliases.values() and all(
-        mv.metadata["schema"]["hash"] == contract for mv in found.values()
-    ):
-        models = {
-            v: champion if v == start else champion_of(registry, mv, trusted)
-            for v, mv in found.items()
-        }
-        return cast(dict[str, int], aliases), models
-    for k, current in aliases.items():
-        if current != start:
-            registry.set_alias(
-                name,
-                alias_of(k),
-                start,
-                expected=current,
-                reason="gate.mode auto starts",
-                run_id=run_id,
-            )
-    get_run_logger().info("gate.mode auto: every lineage starts from v%d", start)
-    return dict.fromkeys(LINEAGES, start), {start: champion}
-
-
-def auto_stage(
-    champion: Champion,
-    checked: Checked,
-    *,
-    served_metric: float,
-    learn: bool,
-    registry: ModelRegistry,
-    config: CTConfig,
-    run_id: str | None,
-) -> dict[str, Any]:
-    """gate.mode auto (tasks/selection.py): score every lineage on this batch before anything
-    learns from it (one record; `served_metric` is the champion's score, which observe took),
-    train the two candidates and move each lineage by its rule, then serve the chosen lineage's
-    model. Returns the step's outcome fields."""
-    logger = get_run_logger()
-    name, gate, spec = config.dataset.name, config.gate, checked.spec
-    trusted, batch_id = list(config.model.trusted_types), checked.batch.batch_id
-    stage(logger, "scoring the lineages")
-    versions, models = lineage_models(registry, champion, trusted=trusted, run_id=run_id)
-    records, sequence = read_selection(registry, name, last=gate.select_window)
-    records = [r for r in records if r.start == versions["never"]]
-    if records and records[-1].batch_id == batch_id:  # a re-run: scored before anything learned
-        record = records[-1]
-    else:
-        metric = report_metric(spec, gate.metric_for(spec.task))
-        scores = {champion.version.version: served_metric}  # observe scored the champion
-        for v in set(versions.values()) - set(scores):
-            scores[v] = float(score(models[v].model, checked.valid, spec, metric))
-        before = choose(  # the choice the previous step made: who served this batch, and why
-            records,
-            alpha=gate.select_alpha,
-            window=gate.select_window,
-            change_alpha=gate.change_alpha,
-            probation=gate.select_probation,
-        )
-        record = SelectionRecord(
-            batch_id=batch_id,
-            start=versions["never"],
-            served=before.chosen,
-            dropped=before.dropped,
-            metric=metric,
-            higher_is_better=get_metric(metric).higher_is_better,
-            versions=versions,
-            metrics={k: scores[v] for k, v in versions.items()},
-        )
-        append_record(registry, name, record, expected=sequence)
-        records.append(record)
-
-    # the lineages that learn: all but never, unless this batch already moved them (a re-run)
-    moving = [
-        k
-        for k in LINEAGES
-        if k != "never"
-        and learn
-        and models[versions[k]].version.metadata.get("lineage", {}).get("batch_id") != batch_id
-    ]
-    moves: list[str] = []
-    p_value: float | None = None
-    if moving:
-        stage(logger, "retraining")
-        history = config.retrain.history_batches
-        alone = any(k in BATCH_ONLY for k in moving)  # a batch-only candidate is wanted
-        with without_heartbeats():  # with no history, both are one window, fitted once
-            trained = retrain(batch_id, spec, config, windows=[history, 0] if alone else None)
-        candidates = {"window": trained[history]}
-        if alone:
-            candidates["batch-only"] = trained[0]
-        stage(logger, "gating and registering")
-        registered: dict[str, ModelVersion] = {}
-        passed: dict[str, bool] = {}
-        for kind, gated in (("window", "batch"), ("batch-only", "batch-h0")):
-            if kind not in candidates:
-                continue
-            if gated not in moving:  # a re-run: the gated lineage took this candidate already
-                registered[kind] = models[versions[gated]].version
-                passed[kind] = True
-                continue
-            baseline = models[versions[gated]]
-            decision = judge(candidates[kind], baseline, spec, config=config, accepting=False)
-            passed[kind] = decision.promote
-            if kind == "window":
-                p_value = decision.p_value
-            registered[kind] = register_version(
-                candidates[kind],
-                decision,
-                checked,
-                registry=registry,
-                config=config,
-                accepting=None,
-                previous=baseline.version.version,
-                kind=kind,
-            )
-        for k in moving:
-            kind = "batch-only" if k in BATCH_ONLY else "window"
-            if k in ALWAYS or passed[kind]:
-                new = registered[kind].version
-                registry.set_alias(
-                    name,
-                    alias_of(k),
-                    new,
-                    expected=versions[k],
-                    reason=f"{kind} candidate of batch {batch_id}",
-                    run_id=run_id,
-                )
-                moves.append(f"{k} v{versions[k]}->v{new}")
-                versions[k] = new
-
-    choice = select_lineage(
-        name,
-        records,
-        after=dict(versions),
-        alpha=gate.select_alpha,
-        window=gate.select_window,
-        change_alpha=gate.change_alpha,
-        probation=gate.select_probation,
-    )
-    target = versions[choice.chosen]
-    previous = champion.version.version
-    if target != previous:
-        why = choice.reason() if choice.switched else f"auto: {choice.chosen} moved to v{target}"
-        crowned = registry.get(name, version=target)
-        crown(
-            crowned,
-            registry=registry,
-            name=name,
-            previous=previous,
-            reason=why,
-            payload={
-                "decision": decision_summary(
-                    GateDecision.model_validate(crowned.metadata["decision"])
-                ),
-                "via": "selection",
-                "lineage": choice.chosen,
-                "evidence": choice.evidence(),
-            },
-        )
-    switched = f" (switched from {choice.served})" if choice.switched else ""
-    learned = ", ".join(moves) if moves else "no lineage moved" if learn else "no drift (on_drift)"
-    return {
-        "retrained": bool(moving),
-        "p_value": p_value,
-        "promoted": target != previous,
-        "outcome": f"auto: {choice.chosen} serves v{target}{switched}; {learned}",
-        "new_version": target if target != previous else None,
-        "champion_after": target,
-        "challenger": None,
-        "lineage": choice.chosen,
-    }
-
-
-def stage(logger: Any, name: str) -> None:
-    """Say which stage the step is in (`ct_stage`: the CLI's spinner shows it)."""
-    logger.info("Stage: %s", name, extra={"ct_stage": name})
-
-
-def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> StepResult:
-    logger = get_run_logger()
-    name, rules = config.dataset.name, config.validation
-    registry = open_registry(config)
-    if rules.quality_suite:
-        gx_suite.warm_up()  # its import and start overlap everything up to the suite
-
-    # 1 load, and the champion whose contract the batch must keep (or a new one, when accepting)
+# ---------------------------------------------------------------- one step, stage by stage
+def load(data: str, config: CTConfig) -> tuple[pd.DataFrame | None, Batch, list[BadLine]]:
+    """Read the batch (a dataset of Parquet files is only identified here: it is scanned in
+    record batches by `check`)."""
+    limits = ReadLimits.of(config.validation)
+    if is_dataset(data, limits):
+        batch = dataset_batch(data)
+        get_run_logger().info("Dataset %s: %d rows (batch %s)", data, batch.rows, batch.batch_id)
+        return None, batch, []
     wanted = [
         config.dataset.target,
         *(config.dataset.numeric or []),
         *(config.dataset.categorical or []),
     ]
-    if is_dataset(data, ReadLimits.of(rules)):  # Parquet files: scanned in record batches
-        frame, bad_lines = None, list[BadLine]()
-        batch = dataset_batch(data)
-        logger.info("Dataset %s: %d rows (batch %s)", data, batch.rows, batch.batch_id)
-    else:
-        frame, batch, bad_lines = load_batch(data, limits=ReadLimits.of(rules), wanted=wanted)
+    return load_batch(data, limits=limits, wanted=wanted)
+
+
+def contract_for(
+    data: str,
+    frame: pd.DataFrame | None,
+    champion: Champion | None,
+    *,
+    config: CTConfig,
+    accepting: str | None,
+) -> tuple[FeatureSpec, pd.DataFrame | None]:
+    """The contract the batch must keep: the champion's, or one inferred from the batch (a first
+    model, or a new contract being accepted), with the rows it was inferred from."""
+    if champion is not None and accepting is None:
+        return champion.spec, None
+    first = head(data, HEAD_ROWS) if frame is None else frame
+    spec = infer_spec(first, config.dataset, max_bad_fraction=config.validation.max_bad_fraction)
+    for part, why in spec.inferred.items():
+        get_run_logger().info("Inferred %s: %s", part, why)
+    return spec, first
+
+
+def check(
+    frame: pd.DataFrame | None,
+    batch: Batch,
+    bad_lines: list[BadLine],
+    spec: FeatureSpec,
+    *,
+    first: pd.DataFrame | None,
+    registry: ModelRegistry,
+    config: CTConfig,
+    champion: Champion | None,
+    judged_by: Champion | None,
+) -> tuple[Checked, PieceScan | None]:
+    """Validate a file's rows, or scan a dataset whole (against `judged_by`'s profile: the
+    champion, or none when a new contract is being accepted)."""
+    if frame is None:
+        return scan(batch, spec, registry=registry, config=config, champion=judged_by, first=first)
+    checked = validate(
+        frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
+    )
+    return checked, None
+
+
+def decide(
+    step: Step, policy: Policy, weighed: Weighed, seen: Observed
+) -> tuple[Settled, Trained | None, float | None]:
+    """Retrain when asked (always, on drift, a first model, a new contract) and the policy wants
+    a candidate; judge it on the batch's held-back rows; let the policy settle it. Returns what
+    was settled, the candidate trained (None: none) and its test's p-value."""
+    config, checked = step.config, step.checked
+    wanted = (
+        step.accepting is not None
+        or config.retrain.policy == "always"
+        or weighed.champion is None
+        or seen.drifted
+    )
+    if not (wanted and policy.retrains(weighed)):
+        why = "a challenger is collecting evidence" if weighed.collecting else "no drift (on_drift)"
+        get_run_logger().info("Not retraining: %s; champion v%s", why, step.champion_version)
+        kept = Settled(
+            outcome=""
+            if weighed.collecting
+            else f"kept v{step.champion_version}: no drift, not retrained",
+            champion_after=weighed.settled.champion_after,
+            challenger=weighed.settled.challenger,
+        )
+        return weighed.settled.then(kept), None, None
+    stage("retraining")
+    with without_heartbeats():
+        candidate = retrain(checked.batch.batch_id, checked.spec, config)
+    stage("gating")
+    now = Step(**{**step.__dict__, "champion": weighed.champion})
+    judged = judge(
+        candidate,
+        None if step.accepting is not None else weighed.champion,
+        checked.spec,
+        config=config,
+        alpha=policy.level(config.gate),
+    )
+    settled = weighed.settled.then(policy.settle(now, weighed, candidate, judged))
+    return settled, Trained(candidate.model, checked.spec), judged.decision.p_value
+
+
+def step_result(
+    checked: Checked,
+    seen: Observed,
+    served: Champion | None,
+    settled: Settled,
+    *,
+    config: CTConfig,
+    trained: Trained | None,
+    p_value: float | None,
+) -> StepResult:
+    """The step's outcome, as the CLI, the backtest and the step record show it."""
+    spec, sampled = checked.spec, checked.sampled
+    sample_note = (
+        f"a dataset of {checked.outcome.rows_in:,} rows: learned from a sample of {sampled.rows:,}"
+        if sampled
+        else ""
+    )
+    return StepResult(
+        source=checked.batch.source,
+        batch_id=checked.batch.batch_id,
+        rows=len(checked.valid),
+        task=spec.task,
+        metric_name=report_metric(spec, config.gate.metric_for(spec.task)),
+        champion_version=None if served is None else served.version.version,
+        champion_metric=seen.metric,
+        drift=None if seen.drift is None else seen.drift.drifted,
+        drifted_columns=[] if seen.drift is None else seen.drift.drifted_columns,
+        new_classes=seen.new_classes,
+        quarantined=checked.outcome.rows_quarantined,
+        quarantine_path=checked.quarantine_path,
+        retrained=trained is not None,
+        p_value=p_value,
+        promoted=settled.promoted is not None,
+        outcome="; ".join(n for n in [*settled.notes, sample_note, settled.outcome] if n),
+        new_version=settled.promoted,
+        champion_after=settled.champion_after,
+        challenger=settled.challenger,
+        proof=settled.proof,
+        candidate=trained,
+    )
+
+
+def _step(data: str, config: CTConfig, accepting: str | None, plots: bool) -> StepResult:
+    name, registry = config.dataset.name, open_registry(config)
+    if config.validation.quality_suite:
+        gx_suite.warm_up()  # its import and start overlap everything up to the suite
+    frame, batch, bad_lines = load(data, config)
     champion = read_champion(registry, name, list(config.model.trusted_types))
     if accepting is None and (done := already_done(registry, name, batch, champion)):
-        logger.info("Batch %s: %s", batch.batch_id, done.outcome)
+        get_run_logger().info("Batch %s: %s", batch.batch_id, done.outcome)
         return done
-    first: pd.DataFrame | None = None  # a dataset's head, when a new contract is inferred
-    if champion is not None and accepting is None:
-        spec = champion.spec
-    else:
-        first = head(data, HEAD_ROWS) if frame is None else frame
-        spec = infer_spec(first, config.dataset, max_bad_fraction=rules.max_bad_fraction)
-        for part, why in spec.inferred.items():
-            logger.info("Inferred %s: %s", part, why)
-
-    # 2 validate, 3 observe (before anything learns from the batch)
-    stage(logger, "validating")
+    spec, first = contract_for(data, frame, champion, config=config, accepting=accepting)
+    stage("validating")
     judged_by = None if accepting else champion
-    if frame is None:
-        checked, scanned = scan(
-            batch, spec, registry=registry, config=config, champion=judged_by, first=first
-        )
-    else:
-        scanned = None
-        checked = validate(
-            frame, batch, bad_lines, spec, registry=registry, config=config, champion=champion
-        )
-    stage(logger, "quality suite and drift")
+    checked, scanned = check(
+        frame,
+        batch,
+        bad_lines,
+        spec,
+        first=first,
+        registry=registry,
+        config=config,
+        champion=champion,
+        judged_by=judged_by,
+    )
+    stage("quality suite and drift")
     seen = observe(
         checked, judged_by, config=config, registry=registry, plots=plots, scanned=scanned
     )
     store_history(checked.valid, batch, str(config.history_dir))
-    metric_name = report_metric(spec, config.gate.metric_for(spec.task))
-    served = champion  # the champion this batch was served by, reported as such
-    run_id = _run_id()
-
-    # 3b the challenger, if any, is judged on this batch before anything learns from it
-    shadow = shadow_stage(
-        champion,
-        checked,
-        active=accepting is None,
-        registry=registry,
-        config=config,
-        plots=plots,
-        run_id=run_id,
-    )
-    champion = shadow.champion
-
-    gate = config.gate
-    mode = gate.mode if champion is not None and accepting is None else "batch"
-    #: The screen's level in mode both (the batch test at gate.screen_alpha).
-    screen = gate.screen_alpha if mode == "both" else None
-
-    def result(**kw: Any) -> StepResult:
-        """The step's outcome, once the quality suite (run meanwhile) is collected."""
-        finish_quality(seen, config, batch.source)
-        sampled = checked.sampled
-        sample_note = (
-            f"a dataset of {checked.outcome.rows_in:,} rows: learned from a sample of "
-            f"{sampled['rows']:,}"
-            if sampled
-            else ""
-        )
-        notes = [*shadow.notes, sample_note, kw.pop("outcome")]
-        return StepResult(
-            source=batch.source,
-            batch_id=batch.batch_id,
-            rows=len(checked.valid),
-            task=spec.task,
-            metric_name=metric_name,
-            champion_version=None if served is None else served.version.version,
-            champion_metric=seen.metric,
-            drift=None if seen.drift is None else seen.drift.drifted,
-            drifted_columns=[] if seen.drift is None else seen.drift.drifted_columns,
-            new_classes=seen.new_classes,
-            quarantined=checked.outcome.rows_quarantined,
-            quarantine_path=checked.quarantine_path,
-            outcome="; ".join(n for n in notes if n),
-            **kw,
-        )
-
-    drifted = seen.drift is not None and seen.drift.drifted
-    learn = accepting or config.retrain.policy == "always" or champion is None or drifted
-    if mode == "auto":
-        assert champion is not None and seen.metric is not None
-        return result(
-            **auto_stage(
-                champion,
-                checked,
-                served_metric=seen.metric,
-                learn=bool(learn),
-                registry=registry,
-                config=config,
-                run_id=run_id,
-            )
-        )
-    keep = (mode == "shadow" and shadow.state is not None) or not learn
-    if keep:
-        assert champion is not None
-        version = champion.version.version
-        why = "a challenger is collecting evidence" if shadow.state else "no drift (on_drift)"
-        logger.info("Not retraining: %s; champion v%d", why, version)
-        return result(
-            retrained=False,
-            p_value=None,
-            promoted=shadow.crowned is not None,
-            outcome="" if shadow.state else "kept (no drift)",
-            new_version=shadow.crowned,
-            champion_after=version,
-            challenger=None if shadow.state is None else shadow.state.version,
-        )
-
-    # 4 retrain (subflow), 5 gate on rows neither model has seen (in mode both: a screen)
-    stage(logger, "retraining")
-    with without_heartbeats():
-        candidate = retrain(batch.batch_id, spec, config)[config.retrain.history_batches]
-    stage(logger, "gating")
-    decision = judge(
-        candidate,
-        champion,
-        spec,
-        config=config,
-        accepting=accepting is not None,
-        alpha=screen,
-    )
-    if mode == "always" and not decision.promote:
-        decision = decision.model_copy(
-            update={
-                "promote": True,
-                "reasons": [
-                    *decision.reasons,
-                    "gate.mode always: promoted whatever the test says.",
-                ],
-            }
-        )
-    previous = None if champion is None else champion.version.version
-    challenger_now = None if shadow.state is None else shadow.state.version
-    # 6 register; then promote by compare-and-swap, or (shadow, both) start it as the challenger
-    registered: ModelVersion | None = None
-    if mode == "shadow" or decision.promote:
-        stage(logger, "registering")
-        registered = register_version(
-            candidate,
-            decision,
-            checked,
-            registry=registry,
-            config=config,
-            accepting=accepting,
-            previous=previous,
-        )
-    if mode != "shadow" and not decision.promote:
-        announce(
-            "ct.gate.rejected",
-            name,
-            {
-                "batch_id": batch.batch_id,
-                "champion_version": previous,
-                "decision": decision_summary(decision),
-            },
-        )
-        return result(
-            retrained=True,
-            p_value=decision.p_value,
-            promoted=shadow.crowned is not None,
-            outcome="rejected" if mode != "both" else "screen not passed",
-            new_version=shadow.crowned,
-            champion_after=previous,
-            challenger=challenger_now,
-        )
-    assert registered is not None
-    if mode in {"shadow", "both"}:
-        started = start_challenger(
-            registry,
-            name,
-            registered.version,
-            replaces=challenger_now,
-            gate=gate,
-            reason=decision.reasons[-1] if mode == "both" else "shadow: every new candidate",
-            run_id=run_id,
-        )
-        replaced = f", replacing v{challenger_now}" if challenger_now is not None else ""
-        return result(
-            retrained=True,
-            p_value=decision.p_value,
-            promoted=shadow.crowned is not None,
-            outcome=f"challenger v{registered.version} started{replaced}",
-            new_version=shadow.crowned,
-            champion_after=previous,
-            challenger=started.version,
-        )
-    reason = decision.reasons[-1]
-    if accepting is not None:
-        reason = f"contract accepted from batch {batch.batch_id}: {accepting}. {reason}"
-    crown(
-        registered,
-        registry=registry,
-        name=name,
-        previous=previous,
-        reason=reason,
-        payload={"decision": decision_summary(decision), "via": "gate"},
-    )
-    outcome = (
-        "new contract" if accepting else ("promoted" if champion is not None else "first champion")
-    )
-    return result(
-        retrained=True,
-        p_value=decision.p_value,
-        promoted=True,
-        outcome=outcome,
-        new_version=registered.version,
-        champion_after=registered.version,
-        challenger=challenger_now,
+    policy = policy_for(config.gate.mode, first=judged_by is None)
+    step = Step(registry, config, checked, champion, accepting, plots, reports_dir(config))
+    settled, trained, p_value = decide(step, policy, policy.weigh(step), seen)
+    finish_quality(seen, config, batch.source)
+    return step_result(
+        checked, seen, champion, settled, config=config, trained=trained, p_value=p_value
     )

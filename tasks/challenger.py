@@ -81,14 +81,10 @@ def paired_improvements(
     """Per row, in the frame's (time) order: how much better the challenger did than the
     champion on the gate's per-row metric (positive: the challenger is better)."""
     m = get_metric(metric)
-    if m.rows is None:
-        raise ValueError(f"metric {metric!r} has no per-row values; a challenger needs one")
-    probabilities = m.needs == "probabilities"
     y, (base, cand), _ = gate_inputs(
-        frame, spec, [champion, challenger], probabilities=probabilities
+        frame, spec, [champion, challenger], probabilities=m.needs == "probabilities"
     )
-    sign = 1.0 if m.higher_is_better else -1.0
-    return np.asarray(sign * (m.rows(y, cand) - m.rows(y, base)), dtype=float)
+    return m.gain_rows(y, base, cand)
 
 
 def fresh_evidence(version: int, j: int, gate: GateConfig) -> Evidence:

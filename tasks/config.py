@@ -254,29 +254,15 @@ class GateConfig(_Section):
     guards: list[GuardConfig] | None = None
     #: Treat the held-back rows as a time series (they are the newest rows, in time order).
     time_ordered: bool = True
-    #: How a candidate becomes champion. batch: the paired test on this batch's held-back rows.
-    #: shadow: it becomes the challenger, judged on the batches that arrive after it by an
-    #: anytime-valid test (no screen). both: the batch test, at screen_alpha, is a screen; a
-    #: candidate that passes becomes the challenger (replacing one). auto: five policies run side
-    #: by side as lineages of champions (never updated, batch, always, and the last two trained on
-    #: the new batch alone) and the one whose record beats the served one is served
-    #: (tasks/selection.py). always: every candidate is promoted (a baseline for backtests, not a
-    #: gate). Which fits which stream is measured in benchmarks/policies.py (README, The
-    #: challenger).
-    mode: Literal["batch", "shadow", "both", "auto", "always"] = "auto"
+    #: How a candidate becomes champion (tasks/policy/). batch: the paired test on this batch's
+    #: held-back rows. shadow: it becomes the challenger, judged on the batches that arrive after
+    #: it by an anytime-valid test (no screen). both: the batch test, at screen_alpha, is a
+    #: screen; a candidate that passes becomes the challenger (replacing one). Whichever the mode,
+    #: a model becomes champion only through a test it passed against the model it replaces, on
+    #: rows neither learned from (docs/decisions/001-one-decider.md).
+    mode: Literal["batch", "shadow", "both"] = "batch"
     #: The screen's one-sided level in mode both.
     screen_alpha: float = Field(0.2, gt=0, le=0.5)
-    #: auto: switch to a lineage whose per-batch gain over the served one passes a one-sided
-    #: t-test at this level, over the last select_window batches.
-    select_alpha: float = Field(0.2, gt=0, le=0.5)
-    select_window: int = Field(10, ge=2)
-    #: auto: the served lineage's score on a batch falling below the one-sided prediction
-    #: interval of its earlier batches at this level is a sudden change: the model of the new
-    #: batch alone serves next (tasks/selection.py). 0 turns the test off.
-    change_alpha: float = Field(0.001, ge=0, lt=0.5)
-    #: auto: a lineage that replaced never serves its first batch on probation; worse there
-    #: than never, it is dropped and never serves again (tasks/selection.py).
-    select_probation: bool = True
     #: A challenger that has not won after this many batches is dropped.
     budget_batches: int = Field(10, ge=1)
     #: The challenger's evidence: rows per block (longer than the rows' dependence), and the

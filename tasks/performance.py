@@ -49,7 +49,7 @@ def degradation_test(
     rows = m.rows(y, np.asarray(pred))
     n = rows.size
     observed = float(rows.mean()) if n else float("nan")
-    change = (recorded - observed) if m.higher_is_better else (observed - recorded)
+    change = m.gain(observed, recorded)  # how much worse it does now than it did
     if n < 10:
         p = 1.0
     elif metric == "accuracy":

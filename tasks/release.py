@@ -6,18 +6,56 @@ Events are named `ct.model.registered`, `ct.model.promoted` and `ct.gate.rejecte
 
 from __future__ import annotations
 
+import functools
+import subprocess
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
+from blocks.proof import Proof
 from blocks.registry import AliasEntry, ModelRegistry, ModelVersion
 from tasks.config import CTConfig
 from tasks.gate import GateDecision
 from tasks.train import Fitted
 from tasks.validate import FeatureSpec
+
+_V = TypeVar("_V")
+
+
+def unwalked(value: _V) -> _V:
+    """`value` as a task argument that Prefect hands over without walking it: it visits every
+    element of a parameter's lists, dicts and models looking for futures, which for a drift
+    profile (its sample is thousands of values) or a registry card cost 0.3 s a CT step each
+    (measured). `prefect.utilities.annotations.quote`, typed as what it wraps."""
+    return cast(_V, quote(value))
+
+
+def run_id() -> str | None:
+    """The flow run this code runs in, for lineage and the alias log (None outside a run)."""
+    return None if flow_run.id is None else str(flow_run.id)
+
+
+@functools.cache  # the code does not change under a running process
+def code_revision() -> str:
+    """The git commit of the code that trains, for lineage; 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def open_registry(config: CTConfig) -> ModelRegistry:
@@ -126,12 +164,44 @@ def promote_champion(
     version: int,
     *,
     expected_champion: int | None,
-    reason: str,
+    proof: Proof,
     run_id: str | None,
 ) -> AliasEntry:
-    """Compare-and-swap the champion alias. Never retried: a lost race must be decided again."""
+    """Compare-and-swap the champion alias, with its proof. Never retried: a lost race must be
+    decided again."""
     entry = registry.promote(
-        name, version, expected_champion=expected_champion, reason=reason, run_id=run_id
+        name, version, expected_champion=expected_champion, proof=proof, run_id=run_id
     )
     get_run_logger().info("Champion of %s: version %s -> %d", name, expected_champion, version)
     return entry
+
+
+def crown(
+    version: ModelVersion,
+    *,
+    registry: ModelRegistry,
+    name: str,
+    previous: int | None,
+    proof: Proof,
+    payload: dict[str, Any],
+) -> int:
+    """Make a registered version the champion (compare-and-swap, with the proof the registry
+    checks) and announce it: `ct.model.promoted` carries the proof."""
+    promote_champion(
+        registry, name, version.version, expected_champion=previous, proof=proof, run_id=run_id()
+    )
+    lineage = version.metadata.get("lineage", {})
+    announce(
+        "ct.model.promoted",
+        name,
+        {
+            "version": version.version,
+            "previous_champion": previous,
+            "path": version.path,
+            "task": lineage.get("task"),
+            "labels": lineage.get("labels"),
+            "proof": proof.model_dump(mode="json"),
+            **payload,
+        },
+    )
+    return version.version

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from blocks.proof import Proof
 from tasks.config import Label, Task
 from tasks.format import fmt
 
@@ -43,8 +44,13 @@ class StepResult(BaseModel):
     champion_after: int | None
     #: The challenger after the step (gate.mode shadow or both), if one is collecting evidence.
     challenger: int | None = None
-    #: gate.mode auto: the lineage served after this step (tasks/selection.py).
-    lineage: str | None = None
+    #: The decision the step took, as the registry's alias log records it when it promotes: the
+    #: test, the rows neither model learned from, the p-value or e-value and the level.
+    proof: Proof | None = None
+    #: The candidate this step trained (a `tasks.stages.Trained`), handed to a backtest in the
+    #: same process, which scores it on the next batch as always-retrain's model. Never stored or
+    #: sent (this module is imported by the CLI, which must not import scikit-learn).
+    candidate: object | None = Field(default=None, exclude=True, repr=False)
 
 
 def batch_line(step: StepResult) -> str:
@@ -52,7 +58,7 @@ def batch_line(step: StepResult) -> str:
     champion = "-" if step.champion_version is None else f"v{step.champion_version}"
     metric = "-" if step.champion_metric is None else f"{step.champion_metric:.3f}"
     drift = {None: "-", True: "yes", False: "no"}[step.drift]
-    gate = "" if step.p_value is None else f" (gate p {fmt(step.p_value)})"
+    gate = "" if step.p_value is None else f" (p-value {fmt(step.p_value)})"
     outcome = step.outcome if len(step.outcome) < 90 else step.outcome[:87] + "..."
     return f"champion {champion} {step.metric_name} {metric}, drift {drift}: {outcome}{gate}"
 
@@ -66,6 +72,7 @@ BACKTEST_COLUMNS = [
     "champion_version",
     "metric_champion",
     "metric_static",
+    "metric_always",
     "drift",
     "drifted_columns",
     "new_classes",
@@ -76,15 +83,21 @@ BACKTEST_COLUMNS = [
     "p_value",
     "new_version",
     "challenger",
-    "lineage",
     "outcome",
+    "proof",
 ]
+#: What a step's outcome says when the gate kept the champion (tasks/policy/batch.py).
+REJECTED = "the new model was not better"
 #: Metrics for which lower is better, as backtests show them.
 LOWER_IS_BETTER = {"mae", "mse", "log_loss", "brier"}
 
 
-def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> dict[str, object]:
-    """One line of backtest.csv: the champion's metric on the batch *before* learning from it.
+def backtest_row(
+    batch: int, step: StepResult, metric_static: float | None, metric_always: float | None = None
+) -> dict[str, object]:
+    """One line of backtest.csv: the champion's metric on the batch *before* learning from it,
+    beside the never-updated first model's and always-retrain's (the newest candidate trained
+    before the batch) on the same rows. `proof`: the decision's test as JSON (blocks/proof.py).
 
     New classes are written as JSON, so their type survives the CSV (`[7]` vs `["7"]`)."""
     return {
@@ -96,6 +109,7 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
         "champion_version": step.champion_version,
         "metric_champion": step.champion_metric,
         "metric_static": metric_static,
+        "metric_always": metric_always,
         "drift": step.drift,
         "drifted_columns": " ".join(step.drifted_columns),
         "new_classes": json.dumps(step.new_classes) if step.new_classes else "",
@@ -106,8 +120,8 @@ def backtest_row(batch: int, step: StepResult, metric_static: float | None) -> d
         "p_value": step.p_value,
         "new_version": step.new_version,
         "challenger": step.challenger,
-        "lineage": step.lineage,
         "outcome": step.outcome,
+        "proof": "" if step.proof is None else step.proof.model_dump_json(),
     }
 
 
@@ -133,6 +147,12 @@ class BacktestSummary(BaseModel):
     compared: int
     ct_mean: float | None
     static_mean: float | None
+    #: Always-retrain's mean over the batches all three were scored on, and CT's and the
+    #: never-updated model's over those same batches.
+    always_compared: int = 0
+    always_mean: float | None = None
+    ct_mean_always: float | None = None
+    static_mean_always: float | None = None
 
     @property
     def gain(self) -> float | None:
@@ -142,6 +162,21 @@ class BacktestSummary(BaseModel):
         sign = -1.0 if self.lower_is_better else 1.0
         return sign * (self.ct_mean - self.static_mean)
 
+    @property
+    def kept(self) -> float | None:
+        """The share of always-retrain's gain over the never-updated model that CT kept (1.0: all
+        of it; above 1: CT did better than always-retrain; None when always-retrain gained
+        nothing)."""
+        if None in (self.always_mean, self.ct_mean_always, self.static_mean_always):
+            return None
+        assert self.always_mean is not None and self.ct_mean_always is not None
+        assert self.static_mean_always is not None
+        always_gain = self.always_mean - self.static_mean_always
+        ct_gain = self.ct_mean_always - self.static_mean_always
+        if self.lower_is_better:
+            always_gain, ct_gain = -always_gain, -ct_gain
+        return None if always_gain <= 0 else ct_gain / always_gain
+
     def sentence(self) -> str:
         counts = (
             f"{self.batches} batches, {self.refused} refused, {self.promotions} promotions, "
@@ -150,23 +185,40 @@ class BacktestSummary(BaseModel):
         if self.gain is None:
             return counts + "."
         direction = "lower" if self.lower_is_better else "higher"
-        return (
+        text = (
             f"{counts}. Mean {self.metric} ({direction} is better) over the {self.compared} "
             f"batches both were scored on: CT {self.ct_mean:.4f}, never-updated model "
             f"{self.static_mean:.4f} ({'CT better' if self.gain > 0 else 'CT not better'} by "
             f"{abs(self.gain):.4f})."
+        )
+        if self.always_mean is None:
+            return text
+        kept = self.kept
+        share = (
+            "always-retrain gained nothing over the never-updated model"
+            if kept is None
+            else f"CT kept {100 * kept:.0f}% of always-retrain's gain"
+        )
+        return (
+            f"{text} Always-retrain (every candidate promoted) {self.always_mean:.4f} over "
+            f"{self.always_compared} batches: {share}."
         )
 
 
 def summarize_backtest(table: pd.DataFrame) -> BacktestSummary:
     metric = str(table["metric_name"].iloc[-1]) if len(table) else "accuracy"
     both = table.dropna(subset=["metric_champion", "metric_static"])
+    three = both.dropna(subset=["metric_always"]) if "metric_always" in both else both.iloc[:0]
     return BacktestSummary(
+        always_compared=len(three),
+        always_mean=float(three["metric_always"].mean()) if len(three) else None,
+        ct_mean_always=float(three["metric_champion"].mean()) if len(three) else None,
+        static_mean_always=float(three["metric_static"].mean()) if len(three) else None,
         batches=len(table),
         refused=int(table["refused"].astype(bool).sum()),
         failed=int(table["outcome"].astype(str).str.startswith("failed").sum()),
         promotions=int(table["promoted"].astype(bool).sum()),
-        rejections=int((table["outcome"] == "rejected").sum()),
+        rejections=int(table["outcome"].astype(str).str.contains(REJECTED, regex=False).sum()),
         metric=metric,
         lower_is_better=metric in LOWER_IS_BETTER,
         compared=len(both),
@@ -182,8 +234,9 @@ SHOWN_COLUMNS = {
     "champion_version": "champion",
     "metric_champion": "champion",
     "metric_static": "first model",
+    "metric_always": "always-retrain",
     "drift": "drift",
-    "p_value": "gate p",
+    "p_value": "p-value",
     "outcome": "decision",
 }
 
@@ -191,7 +244,9 @@ SHOWN_COLUMNS = {
 def shown_headings(metric: str) -> list[str]:
     """The headings of SHOWN_COLUMNS with the metric named (e.g. 'champion mae')."""
     return [
-        f"{heading} {metric}" if column in {"metric_champion", "metric_static"} else heading
+        f"{heading} {metric}"
+        if column in {"metric_champion", "metric_static", "metric_always"}
+        else heading
         for column, heading in SHOWN_COLUMNS.items()
     ]
 
@@ -225,6 +280,15 @@ def plot_backtest(table: pd.DataFrame, path: Path, *, title: str) -> Path:
     for batch in table.loc[table["refused"].astype(bool), "batch"]:
         ax.axvspan(batch - 0.5, batch + 0.5, color="#e63946", alpha=0.15, lw=0, hatch="//")
     ax.plot(x, table["metric_static"], "o--", color="#888888", label="never-updated first model")
+    if "metric_always" in table:
+        ax.plot(
+            x,
+            table["metric_always"],
+            "s:",
+            color="#e76f51",
+            ms=4,
+            label="always-retrain (every candidate promoted)",
+        )
     ax.plot(x, table["metric_champion"], "o-", color="#1d6fa5", lw=2, label="continuous training")
     promoted = table[table["promoted"].astype(bool)]
     for _, row in promoted.iterrows():

@@ -165,7 +165,6 @@ def _run_test(
     block: int | None,
     rng: np.random.Generator,
 ) -> TestResult:
-    sign = 1.0 if metric.higher_is_better else -1.0
     if test in {"mcnemar-exact", "mcnemar-midp"}:
         assert metric.rows is not None
         return mcnemar(
@@ -175,8 +174,7 @@ def _run_test(
             mid_p=test == "mcnemar-midp",
         )
     if test in ROW_TESTS:
-        assert metric.rows is not None
-        d = sign * (metric.rows(y, cand) - metric.rows(y, base))
+        d = metric.gain_rows(y, base, cand)
         if test == "paired-t":
             return paired_t(d, alpha=alpha)
         if test == "wilcoxon":
@@ -187,7 +185,7 @@ def _run_test(
         return result
 
     def effect(weights: np.ndarray) -> np.ndarray:
-        return sign * (metric.aggregate(y, cand, weights) - metric.aggregate(y, base, weights))
+        return metric.gain(metric.aggregate(y, base, weights), metric.aggregate(y, cand, weights))
 
     return paired_bootstrap(
         effect,
@@ -316,8 +314,7 @@ def compare(
         chosen, m, y, base, cand, alpha=alpha, block=block, rng=np.random.default_rng(seed)
     )
     base_value, cand_value = m.value(y, base), m.value(y, cand)
-    sign = 1.0 if m.higher_is_better else -1.0
-    effect = sign * (cand_value - base_value)
+    effect = m.gain(base_value, cand_value)
     significant = result.p_value < alpha
     guard_results = [_guard(g, y, base, cand) for g in guards]
     failed = [g for g in guard_results if not g.passed]
@@ -368,7 +365,7 @@ def _guard(guard: Guard, y: np.ndarray, base: np.ndarray, cand: np.ndarray) -> G
     m = get_metric(guard.metric)
     mask = np.ones(len(y), bool) if guard.rows is None else np.asarray(guard.rows, bool)
     base_value, cand_value = m.value(y[mask], base[mask]), m.value(y[mask], cand[mask])
-    change = (cand_value - base_value) * (1.0 if m.higher_is_better else -1.0)
+    change = m.gain(base_value, cand_value)
     return GuardResult(
         name=guard.label,
         metric=m.name,

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
 from tasks.errors import CTError
 
 Needs = Literal["labels", "probabilities", "numbers"]
+ArrayOrFloat = TypeVar("ArrayOrFloat", float, np.ndarray)
 _EPS = 1e-15
 
 
@@ -171,6 +172,18 @@ class Metric:
 
     def value(self, y: np.ndarray, pred: np.ndarray) -> float:
         return float(self.aggregate(y, pred, np.ones((1, len(y))))[0])
+
+    def gain(self, baseline: ArrayOrFloat, candidate: ArrayOrFloat) -> ArrayOrFloat:
+        """How much better `candidate` is than `baseline` in this metric's units (positive:
+        better, whichever direction the metric runs): the one place the sign is decided."""
+        return candidate - baseline if self.higher_is_better else baseline - candidate
+
+    def gain_rows(self, y: np.ndarray, baseline: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+        """The paired per-row gains of `candidate` over `baseline` on the same rows: what the
+        gate's row tests and the challenger's evidence are computed from."""
+        if self.rows is None:
+            raise GateInputError(f"metric {self.name!r} has no per-row values")
+        return np.asarray(self.gain(self.rows(y, baseline), self.rows(y, candidate)), dtype=float)
 
 
 def _row_metric(

@@ -30,5 +30,5 @@ def test_a_run_started_before_its_event_is_logged_still_processes_it(tmp_path):
         }
     )
     results = process_arrivals(dataset, settle_seconds=0, config=config, arrival=str(event.id))
-    assert [r.outcome for r in results] == ["first champion"]
+    assert [r.outcome for r in results] == ["first model v1"]
     assert (tmp_path / "state" / "arrivals" / dataset / "done" / str(event.id)).read_text() == "ok"

@@ -48,7 +48,7 @@ def test_a_dataset_is_scanned_whole_and_learned_from_a_recorded_sample(tmp_path,
     config = config_for(tmp_path, "big")
     first = tmp_path / "batch-01.parquet"
     batches[0].to_parquet(first, index=False)
-    assert continuous_training(str(first), config).outcome == "first champion"
+    assert continuous_training(str(first), config).outcome == "first model v1"
 
     later = [b.copy() for b in batches[5:8]]  # after the demo's drift: 3,600 rows
     later[1].loc[later[1].index[:4], "churned"] = np.nan  # 4 rows without a label
@@ -74,7 +74,7 @@ def test_a_first_model_can_learn_from_a_dataset(tmp_path, batches):
     data = write_dataset(tmp_path / "dataset", batches[:3])
     step = continuous_training(str(data), config)
     assert step.rows == 2000 and step.outcome == (
-        "a dataset of 3,600 rows: learned from a sample of 2,000; first champion"
+        "a dataset of 3,600 rows: learned from a sample of 2,000; first model v1"
     )
     lineage = ModelRegistry(url=config.registry_url).get("big-first", version=1).metadata["lineage"]
     assert lineage["sample"]["rows"] == 2000 and lineage["sample"]["of_valid_rows"] == 3600

@@ -105,18 +105,16 @@ def test_three_ct_steps(tmp_path, estimator, regression):
         batch(number, regression=regression).to_csv(path, index=False)
         paths.append(str(path))
     first = continuous_training(paths[0], config)
-    assert first.outcome == "first champion", first
+    assert first.outcome == "first model v1", first
     for path in paths[1:]:
-        # scores every lineage's model (loaded back), trains both candidates, gates, registers
+        # scores the champion (loaded back), trains a candidate, gates it
         step = continuous_training(path, config)
-        assert step.retrained and step.outcome.startswith("auto: "), step
+        assert step.retrained and step.p_value is not None, step
         assert step.champion_metric is not None
     registry = ModelRegistry(url=config.registry_url)
-    aliases = registry.aliases(name)
-    assert aliases["lineage-always"] > 1 and aliases["lineage-always-h0"] > 1  # both kinds learned
     rows = batch(4, regression=regression)
-    for alias in ("champion", "lineage-always", "lineage-always-h0"):
-        version = registry.get(name, alias=alias)
+    for number in registry.versions(name):
+        version = registry.get(name, version=number)
         champion = champion_of(registry, version, [])
         assert champion.spec.task == ("regression" if regression else "classification")
         predicted = predict(champion.model, rows, champion.spec)
@@ -126,5 +124,5 @@ def test_three_ct_steps(tmp_path, estimator, regression):
         else:
             assert set(predicted) <= {"low", "mid", "high"}
             assert version.metadata["lineage"]["labels"] == ["high", "low", "mid"]
-            assert np.mean(predicted == rows["target"].to_numpy()) > 0.5, alias
+            assert np.mean(predicted == rows["target"].to_numpy()) > 0.5, number
         assert version.metadata["lineage"]["estimator"] == estimator

@@ -24,8 +24,6 @@ def config_for(root: Path, name: str) -> CTConfig:
         {
             "dataset": {"name": name, "target": "churned"},
             "state_dir": str(root / "state"),
-            # every candidate is promoted, so the second step always registers and promotes
-            "gate": {"mode": "always"},
             "validation": {"quality_suite": False},
         }
     )
@@ -33,13 +31,16 @@ def config_for(root: Path, name: str) -> CTConfig:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> list[str]:
-    return [str(p) for p in write_stream("demo", tmp_path_factory.mktemp("files"), batches=3)]
+    # the first batch, then the demo's abrupt change (batches 6 and 7): each of the two later
+    # candidates passes the gate by far (p < 1e-9 in the demo's table), so each step promotes
+    paths = write_stream("demo", tmp_path_factory.mktemp("files"), batches=7)
+    return [str(p) for p in (paths[0], paths[5], paths[6])]
 
 
 def two_steps(root: Path, name: str, files: list[str]) -> tuple[CTConfig, ModelRegistry, str]:
     config = config_for(root, name)
     first, second = (continuous_training(path, config) for path in files[:2])
-    assert first.outcome == "first champion" and second.promoted, second.outcome
+    assert first.outcome == "first model v1" and second.promoted, second.outcome
     registry = ModelRegistry(url=config.registry_url)
     assert registry.versions(name) == [1, 2] and registry.aliases(name)["champion"] == 2
     return config, registry, second.batch_id

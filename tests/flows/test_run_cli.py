@@ -26,23 +26,18 @@ def test_first_run_trains_a_champion_that_beats_the_floor(state):
     assert decision["baseline"] == "floor" and decision["p_value"] < 0.05
 
 
-def test_abrupt_drift_is_detected_and_learned_and_served_once_the_record_shows_it(state, capsys):
-    """Under the default (gate.mode auto) the drifted batch is learned by every lineage at once;
-    the champion moves when the lineages' record on the batches after it beats never-updated."""
+def test_abrupt_drift_is_detected_learned_and_promoted_by_the_gate(state, capsys):
+    """Under the default (gate.mode batch) the drifted batch's candidate beats the champion on
+    the batch's held-back rows, and is promoted with the test that allowed it."""
     root, files = state
     state_dir = str(root / "state")
     assert main(["run", "--data", str(files[5]), "--state-dir", state_dir]) == 0
     out = capsys.readouterr().out
-    assert "DRIFT" in out and "auto: never serves v1" in out and "always v1->v2" in out
+    assert "DRIFT" in out and "promoted v2: better than v1" in out, out
     registry = ModelRegistry(url=f"{state_dir}/registry")
-    assert (
-        registry.aliases("demo")["champion"] == 1
-        and registry.aliases("demo")["lineage-always"] == 2
-    )
-    for path in files[6:]:
-        assert main(["run", "--data", str(path), "--state-dir", state_dir]) == 0
-    out = capsys.readouterr().out
-    assert "(switched from never)" in out, out
+    assert registry.aliases("demo")["champion"] == 2
+    proof = registry.alias_log("demo")[-1].proof
+    assert proof is not None and proof.by == "test" and proof.p_value < proof.level
     assert registry.aliases("demo")["champion"] > 1
 
 

@@ -42,7 +42,7 @@ def files(tmp_path) -> list[str]:
 def test_a_users_pipeline_is_fitted_gated_stored_and_reloaded(tmp_path, user_code):
     config = config_for(tmp_path, ["shop_models.Ratio"])
     paths = files(tmp_path)
-    assert continuous_training(paths[0], config).outcome == "first champion"
+    assert continuous_training(paths[0], config).outcome == "first model v1"
     for path in paths[1:]:
         step = continuous_training(path, config)  # the champion reloads with the user's type
         assert step.retrained and step.champion_metric is not None, step

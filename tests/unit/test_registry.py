@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from blocks.proof import Proof
 from blocks.registry import AliasConflictError, ModelRegistry, RegistryError
 from webhooks.devstack import free_port, stop, wait_for
 
@@ -167,26 +168,31 @@ def test_a_version_loaded_again_is_the_checked_model_but_its_file_is_checked_eac
         registry.load_model_of(v)
 
 
+def by_hand(reason: str) -> Proof:
+    return Proof(by="human", action="manual promotion", passed=True, reason=reason)
+
+
 def test_promote_is_compare_and_swap_with_an_audit_log_and_rollback(registry, model):
     assert registry.champion("m") is None
     _register(registry, model)
     _register(registry, model)
-    registry.promote("m", 1, expected_champion=None, reason="first", run_id="r1")
+    registry.promote("m", 1, expected_champion=None, proof=by_hand("first"), run_id="r1")
     with pytest.raises(AliasConflictError, match="champion is version 1, not the expected None"):
-        registry.promote("m", 2, expected_champion=None)
-    registry.promote("m", 2, expected_champion=1, reason="better")
+        registry.promote("m", 2, expected_champion=None, proof=by_hand("x"))
+    registry.promote("m", 2, expected_champion=1, proof=by_hand("better"))
     assert registry.aliases("m") == {"champion": 2, "previous": 1}
     registry.rollback("m")
     assert registry.aliases("m") == {"champion": 1, "previous": 2}
     log = registry.alias_log("m")
-    assert [(e.version, e.previous, e.reason) for e in log] == [
+    assert [(e.version, e.previous, e.proof.reason if e.proof else None) for e in log] == [
         (1, None, "first"),
         (2, 1, "better"),
         (1, 2, "rollback"),
     ]
+    assert log[2].proof is not None and log[2].proof.action == "rollback"
     assert log[0].run_id == "r1" and log[0].at <= log[1].at <= log[2].at
     with pytest.raises(RegistryError, match="version 9 does not exist"):
-        registry.promote("m", 9, expected_champion=1)
+        registry.promote("m", 9, expected_champion=1, proof=by_hand("x"))
     registry.set_alias("m", "challenger", 2, expected=None)
     assert registry.aliases("m")["challenger"] == 2
 
@@ -206,7 +212,7 @@ def _promote_worker(registry: ModelRegistry, version: int, start, queue) -> None
     mine = _fresh(registry)
     start.wait()
     try:
-        mine.promote("m", version, expected_champion=1)
+        mine.promote("m", version, expected_champion=1, proof=by_hand("race"))
         queue.put("won")
     except AliasConflictError:
         queue.put("conflict")
@@ -233,7 +239,7 @@ def test_eight_processes_registering_at_once_get_eight_versions(registry):
 def test_two_processes_promoting_from_the_same_champion_exactly_one_wins(registry, model):
     for _ in range(3):
         _register(registry, model)
-    registry.promote("m", 1, expected_champion=None)
+    registry.promote("m", 1, expected_champion=None, proof=by_hand("first"))
     for attempt in range(3):
         queue, start = FORK.Queue(), FORK.Event()
         versions = (2, 3)
@@ -248,7 +254,7 @@ def test_two_processes_promoting_from_the_same_champion_exactly_one_wins(registr
         assert sorted(queue.get(timeout=10) for _ in procs) == ["conflict", "won"]
         log = registry.alias_log("m")
         assert len(log) == 2 + 2 * attempt and log[-1].previous == 1
-        registry.promote("m", 1, expected_champion=log[-1].version, reason="reset")
+        registry.promote("m", 1, expected_champion=log[-1].version, proof=by_hand("reset"))
 
 
 def _append_worker(registry: ModelRegistry, expected: int, start, queue) -> None:
@@ -291,7 +297,7 @@ def test_an_alias_can_be_cleared_but_never_the_champion(registry, model):
     registry.set_alias("m", "challenger", None, expected=1, reason="dropped")
     assert registry.alias("m", "challenger") is None and registry.aliases("m") == {}
     assert [e.version for e in registry.alias_log("m", "challenger")] == [1, None]
-    with pytest.raises(RegistryError, match="cannot be cleared"):
+    with pytest.raises(RegistryError, match="moves only through promote"):
         registry.set_alias("m", "champion", None, expected=None)
 
 
@@ -311,7 +317,12 @@ def _churn(registry: ModelRegistry, seed: int, ready: Any) -> None:
             profile={"rows": 1},
         ).version
         champion = mine.champion("m")
-        mine.promote("m", version, expected_champion=None if champion is None else champion.version)
+        mine.promote(
+            "m",
+            version,
+            expected_champion=None if champion is None else champion.version,
+            proof=by_hand("churn"),
+        )
 
 
 def test_sigkill_at_random_moments_leaves_a_consistent_registry(registry, model):
