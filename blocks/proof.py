@@ -105,7 +105,7 @@ class Proof(BaseModel):
         else:
             figure = f"e-value {self.e_value:.3g} {'≥' if self.passed else '<'} {self.level:.3g}"
         effect = "" if self.effect is None else f", improvement {self.effect:+.4f}"
-        who = " (a person's action)" if self.by == "human" else ""
+        who = f" by a person ({self.reason})" if self.by == "human" else ""
         return (
             f"{self.action}{who}: {self.test} on {self.metric} vs {self.against}, "
             f"{self.rows.n:,} rows neither model learned from ({where}): {figure}{effect}"

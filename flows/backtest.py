@@ -16,6 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from blocks.registry import ModelVersion
 from flows.ct import continuous_training
@@ -126,6 +127,52 @@ def _failed_step(
     )
 
 
+def run_step(source: str, config: CTConfig, *, number: int, plots: bool) -> State[StepResult]:
+    """One CT step as a flow run, run again while the Prefect server is busy or unreachable."""
+    attempt = 0
+    while True:
+        attempt += 1
+        state = continuous_training(source, config, plots=plots, return_state=True)
+        error = None if state.is_completed() else state.result(raise_on_failure=False)
+        wait = wait_before_retry(error if isinstance(error, BaseException) else None, attempt)
+        if wait is None:
+            return state
+        get_run_logger().warning(
+            "batch %d: the Prefect server was busy or unreachable (%s); the step runs again in %d s",
+            number,
+            str(error).splitlines()[0],
+            wait,
+        )
+        time.sleep(wait)
+
+
+def step_of(state: State[StepResult], source: str, config: CTConfig, metric: str) -> StepResult:
+    """The step's result, or for a failed step what production served: the champion, scored."""
+    if state.is_completed():
+        return state.result()
+    registry, trusted = open_registry(config), list(config.model.trusted_types)
+    serving = registry.champion(config.dataset.name)
+    step = _failed_step(source, state.result(raise_on_failure=False), serving, metric)
+    if step.refused and serving is not None:
+        champion = champion_of(registry, serving, trusted)
+        step = step.model_copy(update={"champion_metric": scored(champion, source, metric)})
+    return step
+
+
+def publish_backtest(rows: list[dict[str, object]], out: Path, name: str) -> None:
+    """backtest.csv, backtest.png and the `backtest` artifact."""
+    table = backtest_table(rows)
+    table.to_csv(out / "backtest.csv", index=False)
+    summary = summarize_backtest(table)
+    plot_backtest(table, out / "backtest.png", title=f"Continuous training backtest: {name}")
+    create_markdown_artifact(
+        key="backtest",
+        markdown=f"{summary.sentence()}\n\n{backtest_markdown(table)}\n\n"
+        + png_markdown(out / "backtest.png", "backtest"),
+        description=f"{name}: {summary.sentence()}",
+    )
+
+
 @flow(name="backtest")
 def backtest(
     batches: list[str], config: CTConfig, out_dir: str, plots: bool = False
@@ -141,42 +188,19 @@ def backtest(
     logger = get_run_logger()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    registry = open_registry(config)
-    name = config.dataset.name
-    trusted = list(config.model.trusted_types)
+    registry, name = open_registry(config), config.dataset.name
     first: Champion | None = None  # the first champion, loaded once
     always: Trained | None = None  # the newest candidate: always-retrain's champion
     metric = "accuracy"
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
         static, retrained = scored(first, source, metric), scored(always, source, metric)
-        attempt = 0
-        while True:
-            attempt += 1
-            state = continuous_training(source, config, plots=plots, return_state=True)
-            error = None if state.is_completed() else state.result(raise_on_failure=False)
-            wait = wait_before_retry(error if isinstance(error, BaseException) else None, attempt)
-            if wait is None:
-                break
-            logger.warning(
-                "batch %d: the Prefect server was busy or unreachable (%s); the step runs again "
-                "in %d s",
-                number,
-                str(error).splitlines()[0],
-                wait,
-            )
-            time.sleep(wait)
-        if state.is_completed():
-            step: StepResult = state.result()
-            metric = step.metric_name
-        else:
-            serving = registry.champion(name)
-            step = _failed_step(source, state.result(raise_on_failure=False), serving, metric)
-            if step.refused and serving is not None:
-                champion = champion_of(registry, serving, trusted)
-                step = step.model_copy(update={"champion_metric": scored(champion, source, metric)})
+        state = run_step(source, config, number=number, plots=plots)
+        step = step_of(state, source, config, metric)
+        metric = step.metric_name
         if first is None and step.promoted and step.new_version is not None:
-            first = champion_of(registry, registry.get(name, version=step.new_version), trusted)
+            version = registry.get(name, version=step.new_version)
+            first = champion_of(registry, version, list(config.model.trusted_types))
         if isinstance(step.candidate, Trained):
             always = step.candidate
         rows.append(backtest_row(number, step, static, retrained))
@@ -189,14 +213,5 @@ def backtest(
             line,
             extra={"ct_progress": {"done": number, "total": len(batches), "line": line}},
         )
-    table = backtest_table(rows)
-    table.to_csv(out / "backtest.csv", index=False)
-    summary = summarize_backtest(table)
-    plot_backtest(table, out / "backtest.png", title=f"Continuous training backtest: {name}")
-    create_markdown_artifact(
-        key="backtest",
-        markdown=f"{summary.sentence()}\n\n{backtest_markdown(table)}\n\n"
-        + png_markdown(out / "backtest.png", "backtest"),
-        description=f"{name}: {summary.sentence()}",
-    )
+    publish_backtest(rows, out, name)
     return rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -212,6 +212,83 @@ def _reject(reason: str, **fields: object) -> GateDecision:
     )
 
 
+def _in_order(
+    y: np.ndarray,
+    base: np.ndarray,
+    cand: np.ndarray,
+    guards: Sequence[Guard],
+    order: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[Guard]]:
+    """The rows (and the guards' slices) sorted by `order`, when the rows are time-ordered."""
+    _check_lengths(y, base, cand)
+    for guard in guards:
+        if guard.rows is not None and len(guard.rows) != len(y):
+            raise GateInputError(
+                f"guard {guard.label!r} has {len(guard.rows)} rows but y_true has {len(y)}"
+            )
+    if order is None:
+        return y, base, cand, guards
+    if len(order) != len(y):
+        raise GateInputError(f"order has {len(order)} rows but y_true has {len(y)}")
+    sort = np.argsort(np.asarray(order), kind="stable")
+    guards = [
+        g if g.rows is None else g.model_copy(update={"rows": np.asarray(g.rows)[sort]})
+        for g in guards
+    ]
+    return y[sort], base[sort], cand[sort], guards
+
+
+def _chosen_test(m: Metric, test: str, *, ordered: bool, classes: int, alpha: float) -> str:
+    """The test to run: `test`, or the sound default for `auto`; refuse a test that does not
+    suit the metric, and a level a one-sided test cannot have."""
+    chosen = choose_test(m, ordered=ordered, classes=classes) if test == "auto" else test
+    if chosen not in MIN_ROWS:
+        raise GateInputError(f"unknown test {test!r}; use 'auto' or one of {sorted(MIN_ROWS)}")
+    if chosen.startswith("mcnemar") and m.name != "accuracy":
+        raise GateInputError(f"test {chosen!r} compares correct/incorrect: use metric 'accuracy'")
+    if chosen in ROW_TESTS and m.rows is None:
+        raise GateInputError(
+            f"test {chosen!r} needs a per-row metric; {m.name!r} is not one (use bootstrap)"
+        )
+    if chosen == "delong" and m.name != "roc_auc":
+        raise GateInputError("test 'delong' compares ROC AUCs: use metric 'roc_auc'")
+    if chosen == "delong" and classes > 2:
+        raise GateInputError(
+            f"test 'delong' is for two classes; these rows have {classes}: use 'bootstrap' "
+            "(one-vs-rest ROC AUC)"
+        )
+    if not 0 < alpha <= 0.5:
+        raise GateInputError(
+            f"alpha {alpha} is outside (0, 0.5]; a one-sided test needs alpha <= 0.5"
+        )
+    return chosen
+
+
+def _cannot_judge(
+    chosen: str, m: Metric, y: np.ndarray, base: np.ndarray, cand: np.ndarray, *, baseline: str,
+    ordered: bool, validation_passed: bool,
+) -> str | None:  # fmt: skip
+    """Why the gate cannot judge these rows (a rejection, never a promotion), or None."""
+    if not validation_passed:
+        return "The batch failed validation."
+    nan_base, nan_cand = _nan_rows(base), _nan_rows(cand)
+    if nan_base or nan_cand:
+        return (
+            f"Predictions are NaN on {nan_cand} rows (candidate) and {nan_base} rows ({baseline})."
+        )
+    if len(y) < MIN_ROWS[chosen]:
+        return f"{len(y)} test rows are fewer than the {MIN_ROWS[chosen]} that {chosen} needs."
+    if m.name in {"roc_auc"} and len(np.unique(y)) < 2:
+        return "y_true holds a single class, so ROC AUC is undefined."
+    if ordered and chosen.startswith("bootstrap") and len(y) < MIN_ROWS_BLOCK_BOOTSTRAP:
+        return (
+            f"{len(y)} time-ordered test rows are fewer than the {MIN_ROWS_BLOCK_BOOTSTRAP} the block "
+            f"bootstrap needs to keep false promotions at alpha; decide on a per-row metric "
+            f"(log_loss with diebold-mariano) or hold back more rows."
+        )
+    return None
+
+
 def compare(
     y_true: np.ndarray,
     champion_pred: np.ndarray,
@@ -234,46 +311,12 @@ def compare(
     a test that allows for dependence between neighbouring rows.
     """
     m = get_metric(metric)
-    y = np.asarray(y_true)
-    base, cand = np.asarray(champion_pred), np.asarray(candidate_pred)
-    _check_lengths(y, base, cand)
-    for guard in guards:
-        if guard.rows is not None and len(guard.rows) != len(y):
-            raise GateInputError(
-                f"guard {guard.label!r} has {len(guard.rows)} rows but y_true has {len(y)}"
-            )
+    y, base, cand, guards = _in_order(
+        np.asarray(y_true), np.asarray(champion_pred), np.asarray(candidate_pred), guards, order
+    )
     ordered = order is not None
-    if ordered:
-        assert order is not None
-        if len(order) != len(y):
-            raise GateInputError(f"order has {len(order)} rows but y_true has {len(y)}")
-        sort = np.argsort(np.asarray(order), kind="stable")
-        y, base, cand = y[sort], base[sort], cand[sort]
-        guards = [
-            g if g.rows is None else g.model_copy(update={"rows": np.asarray(g.rows)[sort]})
-            for g in guards
-        ]
     classes = base.shape[1] if base.ndim == 2 else 2
-    chosen = choose_test(m, ordered=ordered, classes=classes) if test == "auto" else test
-    if chosen not in MIN_ROWS:
-        raise GateInputError(f"unknown test {test!r}; use 'auto' or one of {sorted(MIN_ROWS)}")
-    if chosen.startswith("mcnemar") and m.name != "accuracy":
-        raise GateInputError(f"test {chosen!r} compares correct/incorrect: use metric 'accuracy'")
-    if chosen in ROW_TESTS and m.rows is None:
-        raise GateInputError(
-            f"test {chosen!r} needs a per-row metric; {m.name!r} is not one (use bootstrap)"
-        )
-    if chosen == "delong" and m.name != "roc_auc":
-        raise GateInputError("test 'delong' compares ROC AUCs: use metric 'roc_auc'")
-    if chosen == "delong" and classes > 2:
-        raise GateInputError(
-            f"test 'delong' is for two classes; these rows have {classes}: use 'bootstrap' "
-            "(one-vs-rest ROC AUC)"
-        )
-    if not 0 < alpha <= 0.5:
-        raise GateInputError(
-            f"alpha {alpha} is outside (0, 0.5]; a one-sided test needs alpha <= 0.5"
-        )
+    chosen = _chosen_test(m, test, ordered=ordered, classes=classes, alpha=alpha)
     common = {
         "test": chosen,
         "metric": m.name,
@@ -285,34 +328,33 @@ def compare(
     if m.needs == "probabilities":
         check_probabilities(base, baseline)
         check_probabilities(cand, "candidate")
-    if not validation_passed:
-        return _reject("The batch failed validation.", **common)
-    nan_base, nan_cand = _nan_rows(base), _nan_rows(cand)
-    if nan_base or nan_cand:
-        return _reject(
-            f"Predictions are NaN on {nan_cand} rows (candidate) and {nan_base} rows ({baseline}).",
-            **common,
-        )
-    if len(y) < MIN_ROWS[chosen]:
-        return _reject(
-            f"{len(y)} test rows are fewer than the {MIN_ROWS[chosen]} that {chosen} needs.",
-            **common,
-        )
-    if m.name in {"roc_auc"} and len(np.unique(y)) < 2:
-        return _reject("y_true holds a single class, so ROC AUC is undefined.", **common)
+    why = _cannot_judge(
+        chosen, m, y, base, cand, baseline=baseline, ordered=ordered,
+        validation_passed=validation_passed,
+    )  # fmt: skip
+    if why is not None:
+        return _reject(why, **common)
     if ordered and chosen.startswith("bootstrap"):
-        if len(y) < MIN_ROWS_BLOCK_BOOTSTRAP:
-            return _reject(
-                f"{len(y)} time-ordered test rows are fewer than the {MIN_ROWS_BLOCK_BOOTSTRAP} the block "
-                f"bootstrap needs to keep false promotions at alpha; decide on a per-row metric "
-                f"(log_loss with diebold-mariano) or hold back more rows.",
-                **common,
-            )
         block = block if block is not None else default_block_length(len(y))
-
     result = _run_test(
         chosen, m, y, base, cand, alpha=alpha, block=block, rng=np.random.default_rng(seed)
     )
+    return _decided(m, result, y, base, cand, guards=guards, common=common)
+
+
+def _decided(
+    m: Metric,
+    result: TestResult,
+    y: np.ndarray,
+    base: np.ndarray,
+    cand: np.ndarray,
+    *,
+    guards: Sequence[Guard],
+    common: dict[str, Any],
+) -> GateDecision:
+    """The rule on a test's result: significant, at least the minimum effect, no guard failed;
+    and the reasons in plain sentences. `common`: the fields every decision of this call has."""
+    alpha, min_effect, baseline = common["alpha"], common["min_effect"], common["baseline"]
     base_value, cand_value = m.value(y, base), m.value(y, cand)
     effect = m.gain(base_value, cand_value)
     significant = result.p_value < alpha
@@ -324,7 +366,7 @@ def compare(
         f"On {len(y)} held-back rows the candidate's {m.name} is {cand_value:.4f} vs the "
         f"{baseline}'s {base_value:.4f} ({direction} is better): improvement {effect:+.4f}"
         + (f", {interval}." if interval else "."),
-        f"{chosen}: one-sided p = {result.p_value:.3g} ({'<' if significant else '≥'} alpha {alpha:g}).",
+        f"{common['test']}: one-sided p = {result.p_value:.3g} ({'<' if significant else '≥'} alpha {alpha:g}).",
     ]
     if significant and effect < min_effect:
         reasons.append(f"The improvement {effect:+.4f} is below the minimum effect {min_effect:g}.")

@@ -23,7 +23,7 @@ from tasks.challenger import (
     start_challenger,
     weigh_challenger,
 )
-from tasks.gate.sequential import Evidence
+from tasks.gate.sequential import Evidence, Verdict
 from tasks.judge import window_text
 from tasks.policy.base import Policy, Settled, Step, Weighed, stage
 from tasks.registering import register_version
@@ -139,13 +139,27 @@ class ChallengerPolicy(Policy):
             metric=metric,
             passed=verdict == "promote",
         )
+        return self._act(step, verdict, state, proof, champion=champion, contender=contender)
+
+    def _act(
+        self,
+        step: Step,
+        verdict: Verdict,
+        state: ChallengerState,
+        proof: Proof,
+        *,
+        champion: Champion,
+        contender: Champion,
+    ) -> Weighed:
+        """Promote the challenger, drop it, or let it collect more evidence."""
+        name, version = step.name, champion.version.version
         figures = f"e-value {proof.e_value:.3g} of {proof.level:.3g}"
         if verdict == "promote":
             crowned = crown(
                 contender.version,
                 registry=step.registry,
                 name=name,
-                previous=champion.version.version,
+                previous=version,
                 proof=proof,
                 payload={"via": "challenger", "evidence": evidence_summary(state.evidence)},
             )
@@ -153,33 +167,19 @@ class ChallengerPolicy(Policy):
                 name, CHALLENGER, None, expected=state.version, reason="promoted", run_id=run_id()
             )
             note = f"challenger v{state.version} promoted ({figures})"
-            return Weighed(
-                contender,
-                Settled(
-                    outcome="", champion_after=crowned, promoted=crowned, proof=proof, notes=[note]
-                ),
-            )
-        version = champion.version.version
+            settled = Settled("", crowned, promoted=crowned, proof=proof, notes=[note])
+            return Weighed(contender, settled)
         if verdict != "continue":
             why = "worse than the champion" if verdict == "drop-worse" else "budget spent"
             drop_challenger(
                 step.registry, name, state, reason=f"{why} ({figures})", run_id=run_id()
             )
             note = f"challenger v{state.version} dropped: {why}"
-            return Weighed(
-                champion, Settled(outcome="", champion_after=version, proof=proof, notes=[note])
-            )
-        note = f"challenger v{state.version}: {figures}, batch {state.evidence.batches}/{gate.budget_batches}"
-        return Weighed(
-            champion,
-            Settled(
-                outcome="",
-                champion_after=version,
-                challenger=state.version,
-                proof=proof,
-                notes=[note],
-            ),
-        )
+            return Weighed(champion, Settled("", version, proof=proof, notes=[note]))
+        budget = step.config.gate.budget_batches
+        note = f"challenger v{state.version}: {figures}, batch {state.evidence.batches}/{budget}"
+        settled = Settled("", version, challenger=state.version, proof=proof, notes=[note])
+        return Weighed(champion, settled)
 
     def challenge(
         self, step: Step, weighed: Weighed, candidate: Candidate, judged: Judged, *, reason: str

@@ -120,13 +120,14 @@ def test_a_worker_killed_mid_fleet_costs_no_model_a_second_version(stack, tmp_pa
     landing = tmp_path / "landing"
     names = [f"shop-{i}" for i in range(3)]
     for i, name in enumerate(names):
-        write_stream("demo", landing / name, batches=2, rows=1500, seed=10 + i)
+        # the first batch and the demo's abrupt change (batch 6): the gate promotes that
+        # batch's candidate by far, so each model's second batch registers and promotes once
+        for path in write_stream("demo", landing / name, batches=6, rows=1500, seed=10 + i)[1:5]:
+            path.unlink()
     config = CTConfig.model_validate(
         {
             "state_dir": str(tmp_path / "state"),
             "validation": {"quality_suite": False},
-            # every candidate is promoted: each batch after the first registers and promotes once
-            "gate": {"mode": "always"},
             "fleet": {"landing": str(landing)},
         }
     )

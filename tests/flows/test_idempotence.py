@@ -53,7 +53,9 @@ def test_a_finished_step_run_again_registers_and_promotes_nothing(tmp_path, file
     assert record is not None and record["result"]["new_version"] == 2
 
     rerun = continuous_training(files[1], config)
-    assert rerun.outcome.startswith(ALREADY) and rerun.outcome.endswith("promoted"), rerun.outcome
+    assert rerun.outcome.startswith(ALREADY) and rerun.outcome.endswith(
+        "promoted v2: better than v1 on 240 unseen rows"
+    ), rerun.outcome
     assert not rerun.promoted and rerun.new_version is None and rerun.champion_after == 2
     assert registry.versions("again") == [1, 2]
     assert registry.alias_log("again") == champion_log

@@ -46,7 +46,7 @@ def test_rollback_and_promote_are_compare_and_swap_and_announced(trained, capsys
     assert "champion is version 1, not the expected 2" in capsys.readouterr().err
     assert main(["registry", "promote", "demo", "2", "--registry", registry.url]) == 0
     assert registry.aliases("demo") == {"champion": 2, "previous": 1}
-    assert [e.reason for e in registry.alias_log("demo")][-2:] == [
+    assert [e.proof.reason for e in registry.alias_log("demo") if e.proof][-2:] == [
         "manual rollback",
         "manual promotion",
     ]

@@ -50,7 +50,7 @@ def backtests(tmp_path_factory):
 def test_no_batch_is_refused_and_ct_beats_the_never_updated_model(backtests, name):
     _, table = backtests[name]
     table = table.replace("", None)
-    for column in ("metric_champion", "metric_static", "p_value"):
+    for column in ("metric_champion", "metric_static", "metric_always", "p_value"):
         table[column] = pd.to_numeric(table[column])
     table["refused"] = table["refused"].astype(str) == "True"
     table["promoted"] = table["promoted"].astype(str) == "True"
