@@ -36,8 +36,7 @@ from tasks.report import (
     summarize_backtest,
 )
 from tasks.stages import Trained
-from tasks.train import Fitted, score
-from tasks.validate import FeatureSpec
+from tasks.train import score
 from tasks.validate.rows import validate_rows
 
 
@@ -77,24 +76,29 @@ def batch_files(
     return paths
 
 
+Scorer = Champion | Trained | None
+
+
 @task(name="score-on-batch", cache_policy=NO_CACHE)
-def score_on_batch(model: Fitted, spec: FeatureSpec, source: str, metric: str) -> float | None:
-    """A model's metric on every row of a batch it can read under its contract's row rules
-    (None when it cannot read the batch at all, e.g. a column it needs is gone). For comparison
-    only: this is what production would have scored, refused batch or not."""
+def score_on_batch(models: list[Scorer], source: str, metric: str) -> list[float | None]:
+    """Each model's metric on every row of a batch it can read under its contract's row rules
+    (None when it cannot read the batch at all, e.g. a column it needs is gone, or when there is
+    no model yet). The batch is read once for all of them. For comparison only: this is what
+    production would have scored, refused batch or not."""
+    if all(model is None for model in models):
+        return [None] * len(models)
     frame, _, _ = read_batch(source)
+    return [None if model is None else _score(model, frame, source, metric) for model in models]
+
+
+def _score(
+    model: Champion | Trained, frame: pd.DataFrame, source: str, metric: str
+) -> float | None:
     try:
-        valid, _, _ = validate_rows(frame, spec, source=source, max_bad_fraction=1.0)
+        valid, _, _ = validate_rows(frame, model.spec, source=source, max_bad_fraction=1.0)
     except CTError:
         return None
-    return score(model, valid, spec, metric)
-
-
-def scored(model: Champion | Trained | None, source: str, metric: str) -> float | None:
-    """`score_on_batch` for a champion or a trained candidate; None when there is none yet."""
-    if model is None:
-        return None
-    return score_on_batch(model.model, model.spec, source, metric)
+    return score(model.model, valid, model.spec, metric)
 
 
 def _failed_step(
@@ -155,7 +159,8 @@ def step_of(state: State[StepResult], source: str, config: CTConfig, metric: str
     step = _failed_step(source, state.result(raise_on_failure=False), serving, metric)
     if step.refused and serving is not None:
         champion = champion_of(registry, serving, trusted)
-        step = step.model_copy(update={"champion_metric": scored(champion, source, metric)})
+        (served,) = score_on_batch([champion], source, metric)
+        step = step.model_copy(update={"champion_metric": served})
     return step
 
 
@@ -194,7 +199,7 @@ def backtest(
     metric = "accuracy"
     rows: list[dict[str, object]] = []
     for number, source in enumerate(batches, 1):
-        static, retrained = scored(first, source, metric), scored(always, source, metric)
+        static, retrained = score_on_batch([first, always], source, metric)
         state = run_step(source, config, number=number, plots=plots)
         step = step_of(state, source, config, metric)
         metric = step.metric_name

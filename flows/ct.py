@@ -20,6 +20,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +286,7 @@ def scan_profile(
     first = head(batch.source, HEAD_ROWS) if first is None else first
     return build_profile(
         first[[c for c in [*spec.features, spec.target] if c in first.columns]],
-        categorical=[*spec.categorical, *([spec.target] if spec.task == "classification" else [])],
+        categorical=spec.profiled_categorical,
         bins=config.drift.bins,
         sample_rows=config.drift.sample_rows,
         seed=config.seed,
@@ -548,19 +549,13 @@ def decide(
     if not (wanted and policy.retrains(weighed)):
         why = "a challenger is collecting evidence" if weighed.collecting else "no drift (on_drift)"
         get_run_logger().info("Not retraining: %s; champion v%s", why, step.champion_version)
-        kept = Settled(
-            outcome=""
-            if weighed.collecting
-            else f"kept v{step.champion_version}: no drift, not retrained",
-            champion_after=weighed.settled.champion_after,
-            challenger=weighed.settled.challenger,
-        )
-        return weighed.settled.then(kept), None, None
+        kept = f"kept v{weighed.settled.champion_after}: no drift, not retrained"
+        return replace(weighed.settled, outcome="" if weighed.collecting else kept), None, None
     stage("retraining")
     with without_heartbeats():
         candidate = retrain(checked.batch.batch_id, checked.spec, config)
     stage("gating")
-    now = Step(**{**step.__dict__, "champion": weighed.champion})
+    now = replace(step, champion=weighed.champion)  # a challenger may have just won
     judged = judge(
         candidate,
         None if step.accepting is not None else weighed.champion,

@@ -74,7 +74,7 @@ def profile_of(candidate: Candidate, checked: Checked, config: CTConfig) -> Refe
     spec = checked.spec
     return build_profile(
         candidate.train[[*spec.features, spec.target]],
-        categorical=[*spec.categorical, *([spec.target] if spec.task == "classification" else [])],
+        categorical=spec.profiled_categorical,
         label=spec.target,
         bins=config.drift.bins,
         sample_rows=config.drift.sample_rows,

@@ -86,7 +86,8 @@ BACKTEST_COLUMNS = [
     "outcome",
     "proof",
 ]
-#: What a step's outcome says when the gate kept the champion (tasks/policy/batch.py).
+#: What a step's outcome says when the batch test kept the champion (tasks/policy/batch.py
+#: writes it; the summary counts rejections by it).
 REJECTED = "the new model was not better"
 #: Metrics for which lower is better, as backtests show them.
 LOWER_IS_BETTER = {"mae", "mse", "log_loss", "brier"}

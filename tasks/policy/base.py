@@ -15,10 +15,26 @@ from pathlib import Path
 from typing import ClassVar
 
 from blocks.proof import Proof
-from blocks.registry import ModelRegistry
+from blocks.registry import ModelRegistry, ModelVersion
 from tasks.config import CTConfig, GateConfig
+from tasks.registering import register_version
 from tasks.release import Champion
 from tasks.stages import Candidate, Checked, Judged
+
+
+def register(step: Step, candidate: Candidate, judged: Judged) -> ModelVersion:
+    """Register a judged candidate as a version of the step's model (not yet champion or
+    challenger), against the step's champion."""
+    stage("registering")
+    return register_version(
+        candidate,
+        judged.decision,
+        step.checked,
+        registry=step.registry,
+        config=step.config,
+        accepting=step.accepting,
+        previous=step.champion_version,
+    )
 
 
 def stage(name: str) -> None:

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from blocks.proof import Proof
 from tasks.judge import gate_proof
-from tasks.policy.base import Policy, Settled, Step, Weighed, stage
-from tasks.registering import register_version
+from tasks.policy.base import Policy, Settled, Step, Weighed, register
 from tasks.release import announce, crown, decision_summary
+from tasks.report import REJECTED
 from tasks.stages import Candidate, Judged
 
-#: How a step that keeps the champion begins its outcome, and what a rejection says.
-KEPT = "kept"
-NOT_BETTER = "the new model was not better"
 
-
-def first_or_promoted(step: Step) -> str:
+def action_of(step: Step) -> str:
+    """What a promotion by the batch test is: a new contract, a first model, or the gate."""
     if step.accepting is not None:
         return "contract accepted"
     return "first model" if step.champion is None else "gate"
@@ -32,7 +29,7 @@ class BatchGate(Policy):
     mode = "batch"
 
     def settle(self, step: Step, weighed: Weighed, candidate: Candidate, judged: Judged) -> Settled:
-        action = first_or_promoted(step)
+        action = action_of(step)
         accepted = None
         if step.accepting is not None:
             accepted = (
@@ -45,19 +42,10 @@ class BatchGate(Policy):
                 step,
                 judged,
                 proof,
-                outcome=f"{KEPT} v{previous}: {NOT_BETTER} on {judged.rows.n} unseen rows",
+                outcome=f"kept v{previous}: {REJECTED} on {judged.rows.n} unseen rows",
                 challenger=weighed.settled.challenger,
             )
-        stage("registering")
-        registered = register_version(
-            candidate,
-            judged.decision,
-            step.checked,
-            registry=step.registry,
-            config=step.config,
-            accepting=step.accepting,
-            previous=previous,
-        )
+        registered = register(step, candidate, judged)
         crown(
             registered,
             registry=step.registry,

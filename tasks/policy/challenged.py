@@ -25,8 +25,7 @@ from tasks.challenger import (
 )
 from tasks.gate.sequential import Evidence, Verdict
 from tasks.judge import window_text
-from tasks.policy.base import Policy, Settled, Step, Weighed, stage
-from tasks.registering import register_version
+from tasks.policy.base import Policy, Settled, Step, Weighed, register, stage
 from tasks.release import Champion, champion_of, crown, run_id, unwalked
 from tasks.stages import Candidate, Checked, Judged
 from tasks.window import TrainingWindow
@@ -54,7 +53,7 @@ def evidence_proof(
     evidence: Evidence, *, champion: Champion, challenger: Champion, metric: str, passed: bool
 ) -> Proof:
     """The challenger's evidence as the proof of a promotion (or of a drop)."""
-    up, _ = evidence.log_e()
+    summary = evidence_summary(evidence)
     return Proof(
         by="test",
         action="challenger",
@@ -71,10 +70,10 @@ def evidence_proof(
                 f"champion v{champion.version.version} (trained on {window_text(window_of(champion))})",
             ],
         ),
-        statistic=up,
-        e_value=math.exp(min(up, 700.0)),
-        level=1.0 / evidence.alpha,
-        effect=float(sum(evidence.means) / len(evidence.means)) if evidence.means else None,
+        statistic=math.log(summary["e_value"]),  # the log e-value
+        e_value=summary["e_value"],
+        level=summary["boundary"],
+        effect=summary["mean_improvement"],
         passed=passed,
         reason=f"challenger v{evidence.version} won on {evidence.rows} later rows"
         if passed
@@ -185,17 +184,8 @@ class ChallengerPolicy(Policy):
         self, step: Step, weighed: Weighed, candidate: Candidate, judged: Judged, *, reason: str
     ) -> Settled:
         """Register the candidate and make it the challenger (replacing one still collecting)."""
-        stage("registering")
         previous = step.champion_version
-        registered = register_version(
-            candidate,
-            judged.decision,
-            step.checked,
-            registry=step.registry,
-            config=step.config,
-            accepting=None,
-            previous=previous,
-        )
+        registered = register(step, candidate, judged)
         replacing = weighed.settled.challenger
         started = start_challenger(
             step.registry,

@@ -55,6 +55,12 @@ class FeatureSpec(BaseModel):
         return [*self.numeric, *self.categorical]
 
     @property
+    def profiled_categorical(self) -> list[str]:
+        """The columns a drift profile counts as categories: the categorical features, and the
+        label of a classifier."""
+        return [*self.categorical, *([self.target] if self.task == "classification" else [])]
+
+    @property
     def columns(self) -> list[str]:
         return [*([self.time_column] if self.time_column else []), *self.features, self.target]
 
