@@ -55,11 +55,22 @@ MODES = ["batch", "shadow", "both"]
 DEFAULT = "batch"  # what CTConfig().gate.mode is; the rule below is checked for it
 
 
-def mode_config(mode: str) -> str:
-    """The YAML config of a policy: a gate mode, and `-h<N>` for a training window of N history
-    batches (e.g. `batch-h0`: the per-batch gate, candidates trained on the new batch only)."""
-    gate_mode, _, history = mode.partition("-h")
+HGB = {
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+    "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+}
+
+
+def mode_config(mode: str, stream: str) -> str:
+    """The YAML config of a policy: a gate mode; `hgb-` first for HistGradientBoosting as the
+    model (e.g. `hgb-batch`); `-h<N>` last for a training window of N history batches (e.g.
+    `batch-h0`: the per-batch gate, candidates trained on the new batch only)."""
+    hgb = mode.startswith("hgb-")
+    gate_mode, _, history = mode.removeprefix("hgb-").partition("-h")
     text = f"gate:\n  mode: {gate_mode}\n"
+    if hgb:
+        task = "regression" if stream.endswith("regression") else "classification"
+        text += f"model:\n  estimator: {HGB[task]}\n"
     if history:
         text += f"retrain:\n  history_batches: {int(history)}\n"
     return text
@@ -69,8 +80,8 @@ def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> p
     out = work / f"{stream}-{mode}-{seed}"
     if (out / "backtest.csv").is_file():  # kept from an earlier run (--keep): not run again
         return pd.read_csv(out / "backtest.csv")
-    config = work / f"{mode}.yaml"
-    config.write_text(mode_config(mode))
+    config = work / f"{stream}-{mode}.yaml"
+    config.write_text(mode_config(mode, stream))
     for attempt in (1, 2):
         result = _backtest(stream, config, out, seed, env)
         # two backtests against one SQLite server: a 503 can outlast the client's retries outside
@@ -126,7 +137,8 @@ def main() -> None:
         "--modes",
         help="comma-separated subset of: "
         + ", ".join(MODES)
-        + "; a mode with -h<N> (e.g. batch-h0) trains on N history batches instead of the default",
+        + "; hgb-<mode> uses HistGradientBoosting as the model, <mode>-h<N> (e.g. batch-h0) "
+        "trains on N history batches instead of the default",
     )
     parser.add_argument("--jobs", type=int, default=2, help="backtests at once (2)")
     parser.add_argument(
