@@ -280,16 +280,14 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}"
 
 
-def _verdict(
-    item: _Pending, p_adj: float | None, missing_adj: float, config: DriftConfig
-) -> ColumnDrift:
-    alpha = config.alpha
-    significant = p_adj is not None and p_adj < alpha
-    large = item.effect is not None and item.effect >= item.floor
-    ref_missing = (item.ref.missing + item.ref.infinite) / item.ref.rows if item.ref.rows else 0.0
-    cur_missing = (item.cur.missing + item.cur.infinite) / item.cur.rows if item.cur.rows else 0.0
-    missing_drift = missing_adj < alpha and abs(cur_missing - ref_missing) >= config.missing_floor
-    drifted = bool((significant and large) or missing_drift)
+def _missing_share(summary: ColumnSummary) -> float:
+    """The share of a side's rows that were missing or infinite."""
+    return (summary.missing + summary.infinite) / summary.rows if summary.rows else 0.0
+
+
+def _headline(item: _Pending, p_adj: float | None, alpha: float) -> str:
+    """The verdict's first clause: drifted (significant and large), significant but small, no
+    evidence, or not tested."""
     name = {"wasserstein_sd": "moved", "jensen_shannon": "Jensen-Shannon distance"}[
         item.effect_name
     ]
@@ -299,42 +297,67 @@ def _verdict(
         size = f"{name} {item.effect:.2f} reference sd (floor {item.floor:g})"
     else:
         size = f"{name} {item.effect:.3f} (floor {item.floor:g})"
+    significant = p_adj is not None and p_adj < alpha
+    large = item.effect is not None and item.effect >= item.floor
     if p_adj is None:
-        sentence = f"{item.column}: not tested ({item.note})"
-    elif significant and large:
-        sentence = (
+        return f"{item.column}: not tested ({item.note})"
+    if significant and large:
+        return (
             f"{item.column} drifted: {item.test} adjusted p {_fmt_p(p_adj)} < {alpha:g} and {size}"
         )
-    elif significant:
-        sentence = f"{item.column}: a significant (adjusted p {_fmt_p(p_adj)}) but small change, {size}; not drift"
-    else:
-        sentence = f"{item.column}: no evidence of change ({item.test} adjusted p {_fmt_p(p_adj)})"
+    if significant:
+        return f"{item.column}: a significant (adjusted p {_fmt_p(p_adj)}) but small change, {size}; not drift"
+    return f"{item.column}: no evidence of change ({item.test} adjusted p {_fmt_p(p_adj)})"
+
+
+def _reference_range(item: _Pending) -> tuple[float, float] | None:
+    if item.kind == "numeric" and item.ref.minimum is not None and item.ref.maximum is not None:
+        return (item.ref.minimum, item.ref.maximum)
+    return None
+
+
+def _details(item: _Pending, p_adj: float | None, missing_adj: float, missing_drift: bool) -> str:
+    """What the verdict adds after its headline: missing values, the share outside the reference
+    range, unseen categories, and the test's note."""
+    text = ""
     if missing_drift:
-        sentence += (
+        text += (
             f"; missing{' or infinite' if item.cur.infinite else ''} values went from "
-            f"{ref_missing:.1%} to {cur_missing:.1%} (adjusted p {_fmt_p(missing_adj)})"
+            f"{_missing_share(item.ref):.1%} to {_missing_share(item.cur):.1%} "
+            f"(adjusted p {_fmt_p(missing_adj)})"
         )
     elif item.cur.infinite:
-        sentence += f"; {item.cur.infinite} infinite values were set aside"
+        text += f"; {item.cur.infinite} infinite values were set aside"
     outside = item.cur.below_range + item.cur.above_range
-    reference_range = (
-        (item.ref.minimum, item.ref.maximum)
-        if item.kind == "numeric" and item.ref.minimum is not None and item.ref.maximum is not None
-        else None
-    )
-    outside_share = outside / item.cur.present if reference_range and item.cur.present else None
+    reference_range = _reference_range(item)
     if outside and reference_range:
-        sentence += (
-            f"; {outside_share:.1%} of values outside the reference range "
+        text += (
+            f"; {outside / item.cur.present:.1%} of values outside the reference range "
             f"[{reference_range[0]:.4g}, {reference_range[1]:.4g}] ({item.cur.below_range} below, "
             f"{item.cur.above_range} above; kept and learned)"
         )
     if item.unseen:
         what = "new classes" if item.role == "label" else "categories never seen in the reference"
         shown = ", ".join(item.unseen_values[:5]) + (", ..." if item.unseen > 5 else "")
-        sentence += f"; {item.unseen} {what} ({shown}: {item.unseen_share:.1%} of rows)"
+        text += f"; {item.unseen} {what} ({shown}: {item.unseen_share:.1%} of rows)"
+    return text
+
+
+def _verdict(
+    item: _Pending, p_adj: float | None, missing_adj: float, config: DriftConfig
+) -> ColumnDrift:
+    """A column's drift: a significant (adjusted p < alpha) and large (effect at or above its
+    floor) change, or a significant change in the missing rate by at least `missing_floor`."""
+    alpha = config.alpha
+    significant = p_adj is not None and p_adj < alpha
+    large = item.effect is not None and item.effect >= item.floor
+    ref_missing, cur_missing = _missing_share(item.ref), _missing_share(item.cur)
+    missing_drift = missing_adj < alpha and abs(cur_missing - ref_missing) >= config.missing_floor
+    sentence = _headline(item, p_adj, alpha) + _details(item, p_adj, missing_adj, missing_drift)
     if item.note and p_adj is not None and item.note not in sentence:
         sentence += f" ({item.note})"
+    outside = item.cur.below_range + item.cur.above_range
+    reference_range = _reference_range(item)
     return ColumnDrift(
         column=item.column,
         kind=item.kind,
@@ -357,8 +380,10 @@ def _verdict(
         unseen_values=item.unseen_values,
         reference_range=reference_range,
         outside_range=outside,
-        outside_range_share=outside_share,
-        drifted=drifted,
+        outside_range_share=outside / item.cur.present
+        if reference_range and item.cur.present
+        else None,
+        drifted=bool((significant and large) or missing_drift),
         reason=sentence + ".",
     )
 
@@ -391,6 +416,54 @@ def summary_options(profile: ReferenceProfile) -> dict[str, Any]:
     }
 
 
+def _adjusted(pending: list[_Pending]) -> tuple[list[float | None], dict[str, float]]:
+    """Benjamini-Hochberg over one family: every column's test and the missing-rate tests.
+
+    A missing-rate test joins the family only where something was missing on either side: an
+    untestable hypothesis would only make the correction stricter for the others."""
+    main = [p.p_value for p in pending if p.p_value is not None]
+    testable = [
+        p for p in pending if p.ref.missing + p.ref.infinite + p.cur.missing + p.cur.infinite
+    ]
+    family = np.array(main + [p.missing_p for p in testable], dtype=float)
+    adjusted = stats.false_discovery_control(family, method="bh") if family.size else family
+    main_adj = iter(adjusted[: len(main)])
+    per_column = [None if p.p_value is None else float(next(main_adj)) for p in pending]
+    missing_adj = dict(zip((p.column for p in testable), adjusted[len(main) :], strict=True))
+    return per_column, missing_adj
+
+
+def _untested(
+    column: str, kind: str, role: str, test: str, drifted: bool, reason: str
+) -> ColumnDrift:
+    return ColumnDrift(
+        column=column,
+        kind=kind,
+        role=role,
+        test=test,
+        statistic=None,
+        p_value=None,
+        p_adjusted=None,
+        effect=None,
+        effect_name="-",
+        drifted=drifted,
+        reason=reason,
+    )
+
+
+def _absent(profile: ReferenceProfile, column: str) -> ColumnDrift:
+    """A reference column missing from the current data: drift for a feature; a label or a
+    prediction column may simply not be there yet."""
+    role = profile.roles[column]
+    feature = role == "feature"
+    reason = (
+        f"{column}: in the reference but missing from the current data."
+        if feature
+        else f"{column}: the {role} is not in this batch; not tested."
+    )
+    return _untested(column, profile.kinds[column], role, "column-missing", feature, reason)
+
+
 def compare_summary(
     profile: ReferenceProfile,
     summary: Summary,
@@ -400,7 +473,6 @@ def compare_summary(
     """Drift of data summarised with `summary_options(profile)` (`schema`: its columns and
     dtypes, no rows), however the summary was built."""
     config = config or DriftConfig()
-    missing_columns = [c for c in profile.kinds if c not in summary.columns]
 
     def judge(column: str) -> _Pending:
         if profile.kinds[column] == "numeric":
@@ -408,64 +480,19 @@ def compare_summary(
         return _categorical_pending(column, profile, summary, config)
 
     pending = on_every_core(judge, [c for c in profile.kinds if c in summary.columns])
-    main = [p.p_value for p in pending if p.p_value is not None]
-    # a missing-rate test joins the family only where something was missing on either side:
-    # an untestable hypothesis would only make the correction stricter for the others
-    testable = [
-        p for p in pending if p.ref.missing + p.ref.infinite + p.cur.missing + p.cur.infinite
-    ]
-    family = np.array(main + [p.missing_p for p in testable], dtype=float)
-    adjusted = stats.false_discovery_control(family, method="bh") if family.size else family
-    main_adj = iter(adjusted[: len(main)])
-    missing_adj = dict(zip((p.column for p in testable), adjusted[len(main) :], strict=True))
+    per_column, missing_adj = _adjusted(pending)
     columns = [
-        _verdict(
-            p,
-            None if p.p_value is None else float(next(main_adj)),
-            missing_adj.get(p.column, 1.0),
-            config,
-        )
-        for p in pending
+        _verdict(p, p_adj, missing_adj.get(p.column, 1.0), config)
+        for p, p_adj in zip(pending, per_column, strict=True)
     ]
-    for column in missing_columns:
-        role = profile.roles[column]
-        feature = role == "feature"  # a label or prediction column may simply not be there yet
-        columns.append(
-            ColumnDrift(
-                column=column,
-                kind=profile.kinds[column],
-                role=role,
-                test="column-missing",
-                statistic=None,
-                p_value=None,
-                p_adjusted=None,
-                effect=None,
-                effect_name="-",
-                drifted=feature,
-                reason=f"{column}: in the reference but missing from the current data."
-                if feature
-                else f"{column}: the {role} is not in this batch; not tested.",
-            )
-        )
+    columns += [_absent(profile, c) for c in profile.kinds if c not in summary.columns]
     new = [str(c) for c in schema.columns if str(c) not in profile.kinds]
     if new:
         kinds = infer_kinds(schema[new], None)  # from the dtypes: the sample has no new columns
-        for column in new:
-            columns.append(
-                ColumnDrift(
-                    column=column,
-                    kind=kinds[column],
-                    role="feature",
-                    test="new-column",
-                    statistic=None,
-                    p_value=None,
-                    p_adjusted=None,
-                    effect=None,
-                    effect_name="-",
-                    drifted=False,
-                    reason=f"{column}: new column, not in the reference; not tested.",
-                )
-            )
+        reason = "{}: new column, not in the reference; not tested."
+        columns += [
+            _untested(c, kinds[c], "feature", "new-column", False, reason.format(c)) for c in new
+        ]
     features = [c for c in columns if c.role == "feature" and c.test != "new-column"]
     weights = config.importance or {}
     total = sum(weights.get(c.column, 1.0) for c in features)

@@ -219,6 +219,167 @@ def _typed_target(values: pd.Series, spec: FeatureSpec) -> pd.Series:
     return values.astype(object)
 
 
+def _refusal(
+    source: str,
+    column: object,
+    check: object,
+    value: object,
+    quarantine: pd.DataFrame,
+    *,
+    row: int | None = None,
+    detail: str | None = None,
+) -> DataValidationError:
+    """The error that refuses a whole batch, naming its first failure (file, column and rule)."""
+    failure = {"column": column, "check": check, "failure_case": value, "row": row}
+    return DataValidationError(source, [failure], quarantine=quarantine, detail=detail)
+
+
+def _require_columns(frame: pd.DataFrame, spec: FeatureSpec, source: str) -> None:
+    """Table level: every contract column is present, or the batch is refused."""
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            source,
+            [
+                {
+                    "column": c,
+                    "check": "column_in_dataframe",
+                    "failure_case": "<column missing>",
+                    "row": None,
+                }
+                for c in missing
+            ],
+            quarantine=_whole(frame, "column_in_dataframe", f"missing columns {missing}"),
+        )
+
+
+def _coerce_columns(
+    frame: pd.DataFrame, spec: FeatureSpec, source: str
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """`_coerce`, refusing the batch when no value of a number or label column parses: the whole
+    column has the wrong type, which is a table-level fault, not one of each row."""
+    coerced, failures = _coerce(frame, spec)
+    unparsed = {str(f["column"]) for f in failures}
+    for column in (c for c in [*spec.numeric, spec.target] if c in unparsed):
+        raw = frame[column]
+        if raw.notna().any() and coerced[column].isna().all():
+            rule = next(str(f["check"]) for f in failures if f["column"] == column)
+            what = "a number" if rule == NUMBER else f"a {spec.label_kind} label"
+            raise _refusal(
+                source,
+                column,
+                rule,
+                raw.dropna().iloc[0],
+                _whole(frame, rule, f"no value of {column!r} is {what}"),
+                detail=f"no value parses as {what}: the whole column has the wrong type ({raw.dtype})",
+            )
+    return coerced, failures
+
+
+def _schema_failures(
+    coerced: pd.DataFrame, frame: pd.DataFrame, spec: FeatureSpec, source: str
+) -> list[dict[str, object]]:
+    """The rows the Pandera schema fails, one record per failure (screened first: only a batch
+    with suspect rows pays for the schema). A failure without a row is table level: refused."""
+    if not len(suspect_rows(coerced, spec)):
+        return []
+    try:
+        build_schema(spec).validate(coerced, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        found: list[dict[str, object]] = []
+        for case in exc.failure_cases.to_dict("records"):
+            index = case.get("index")
+            if index is None or pd.isna(index):
+                raise _refusal(
+                    source,
+                    str(case["column"]),
+                    str(case["check"]),
+                    case["failure_case"],
+                    _whole(frame, str(case["check"]), "table-level failure"),
+                ) from exc
+            found.append(
+                {
+                    "row": int(index),
+                    "column": str(case["column"]),
+                    "check": str(case["check"]),
+                    "value": str(case["failure_case"]),
+                }
+            )
+        return found
+    return []
+
+
+def _said_once(failures: list[dict[str, object]]) -> list[dict[str, object]]:
+    """A value that did not parse is NaN now: its nullability failure is the same fault, said
+    twice; keep the parse failure."""
+    parse_failed = {
+        (f["row"], f["column"])
+        for f in failures
+        if str(f["check"]).startswith(("coerce", "label_type"))
+    }
+    return [
+        f
+        for f in failures
+        if not (f["check"] == "not_nullable" and (f["row"], f["column"]) in parse_failed)
+    ]
+
+
+def _failure_records(
+    frame: pd.DataFrame, failures: list[dict[str, object]], bad_lines: list[BadLine]
+) -> pd.DataFrame:
+    """The quarantine records: each failure with its whole raw row, then each ragged CSV line."""
+    records = pd.DataFrame(failures, columns=["row", "column", "check", "value"])
+    records["raw"] = _raw_json(frame, records["row"].to_numpy()) if len(records) else []
+    if bad_lines:
+        ragged = pd.DataFrame(
+            {
+                "row": -1,
+                "column": "<line>",
+                "check": RAGGED,
+                "value": [f"{b.fields} fields" for b in bad_lines],
+                "raw": [b.line for b in bad_lines],
+            }
+        )
+        records = pd.concat([records, ragged], ignore_index=True)
+    return records
+
+
+def _refuse_if_too_bad(
+    frame: pd.DataFrame,
+    records: pd.DataFrame,
+    outcome: ValidationOutcome,
+    *,
+    source: str,
+    max_bad_fraction: float,
+    min_rows: int,
+) -> None:
+    """Refuse the batch (quarantined whole) when more than `max_bad_fraction` of its rows are
+    bad, or fewer than `min_rows` valid rows remain; the error names the first failure."""
+    too_many = outcome.rows_in and outcome.bad_fraction > max_bad_fraction
+    if not outcome.rows_in or not (too_many or outcome.rows_valid < min_rows):
+        return
+    ordered = records.sort_values("row", kind="stable")
+    first = (
+        ordered.iloc[0].to_dict()
+        if len(ordered)
+        else {"column": "-", "check": "-", "value": "-", "row": None}
+    )
+    reason = (
+        f"{outcome.bad_fraction:.1%} of rows failed validation (limit {max_bad_fraction:.0%})"
+        if too_many
+        else f"only {outcome.rows_valid} valid rows remain (validation.min_rows is {min_rows})"
+    )
+    raise _refusal(
+        source,
+        first["column"],
+        first["check"],
+        first["value"],
+        pd.concat([records, _whole(frame, "batch_rejected", reason)], ignore_index=True),
+        row=None if first["row"] in (None, -1) else int(first["row"]),
+        detail=reason,
+    )
+
+
 def validate_rows(
     frame: pd.DataFrame,
     spec: FeatureSpec,
@@ -235,129 +396,26 @@ def validate_rows(
     """
     frame = frame.reset_index(drop=True)
     bad_lines = bad_lines or []
-    missing = [c for c in spec.columns if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            source,
-            [
-                {
-                    "column": c,
-                    "check": "column_in_dataframe",
-                    "failure_case": "<column missing>",
-                    "row": None,
-                }
-                for c in missing
-            ],
-            quarantine=_whole(frame, "column_in_dataframe", f"missing columns {missing}"),
-        )
-    coerced, failures = _coerce(frame, spec)
-    unparsed = {str(f["column"]) for f in failures}
-    for column in (c for c in [*spec.numeric, spec.target] if c in unparsed):
-        raw = frame[column]
-        if raw.notna().any() and coerced[column].isna().all():
-            rule = next(str(f["check"]) for f in failures if f["column"] == column)
-            what = "a number" if rule == NUMBER else f"a {spec.label_kind} label"
-            raise DataValidationError(
-                source,
-                [
-                    {
-                        "column": column,
-                        "check": rule,
-                        "failure_case": raw.dropna().iloc[0],
-                        "row": None,
-                    }
-                ],
-                quarantine=_whole(frame, rule, f"no value of {column!r} is {what}"),
-                detail=f"no value parses as {what}: the whole column has the wrong type ({raw.dtype})",
-            )
-    try:
-        if len(suspect_rows(coerced, spec)):
-            build_schema(spec).validate(coerced, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        for case in exc.failure_cases.to_dict("records"):
-            index = case.get("index")
-            if index is None or pd.isna(index):
-                raise DataValidationError(
-                    source,
-                    [
-                        {
-                            "column": str(case["column"]),
-                            "check": str(case["check"]),
-                            "failure_case": case["failure_case"],
-                            "row": None,
-                        }
-                    ],
-                    quarantine=_whole(frame, str(case["check"]), "table-level failure"),
-                ) from exc
-            failures.append(
-                {
-                    "row": int(index),
-                    "column": str(case["column"]),
-                    "check": str(case["check"]),
-                    "value": str(case["failure_case"]),
-                }
-            )
-    # a value that did not parse is NaN now: its nullability failure is the same fault, said twice
-    parse_failed = {
-        (f["row"], f["column"])
-        for f in failures
-        if str(f["check"]).startswith(("coerce", "label_type"))
-    }
-    failures = [
-        f
-        for f in failures
-        if not (f["check"] == "not_nullable" and (f["row"], f["column"]) in parse_failed)
-    ]
+    _require_columns(frame, spec, source)
+    coerced, failures = _coerce_columns(frame, spec, source)
+    failures = _said_once(failures + _schema_failures(coerced, frame, spec, source))
     bad_rows = np.array(sorted({int(str(f["row"])) for f in failures}), dtype=np.int64)
-    records = pd.DataFrame(failures, columns=["row", "column", "check", "value"])
-    records["raw"] = _raw_json(frame, records["row"].to_numpy()) if len(records) else []
-    if bad_lines:
-        ragged = pd.DataFrame(
-            {
-                "row": -1,
-                "column": "<line>",
-                "check": RAGGED,
-                "value": [f"{b.fields} fields" for b in bad_lines],
-                "raw": [b.line for b in bad_lines],
-            }
-        )
-        records = pd.concat([records, ragged], ignore_index=True)
-    rows_in = len(frame) + len(bad_lines)
-    quarantined = len(bad_rows) + len(bad_lines)
+    records = _failure_records(frame, failures, bad_lines)
     counts = records.groupby(["column", "check"]).size() if len(records) else pd.Series(dtype=int)
     outcome = ValidationOutcome(
-        rows_in=rows_in,
+        rows_in=len(frame) + len(bad_lines),
         rows_valid=len(frame) - len(bad_rows),
-        rows_quarantined=quarantined,
+        rows_quarantined=len(bad_rows) + len(bad_lines),
         failures={f"{key[0]}: {key[1]}": int(v) for key, v in counts.items()},  # type: ignore[index]
     )
-    if rows_in and (quarantined / rows_in > max_bad_fraction or outcome.rows_valid < min_rows):
-        ordered = records.sort_values("row", kind="stable")
-        first = (
-            ordered.iloc[0].to_dict()
-            if len(ordered)
-            else {"column": "-", "check": "-", "value": "-", "row": None}
-        )
-        reason = (
-            f"{outcome.bad_fraction:.1%} of rows failed validation (limit {max_bad_fraction:.0%})"
-            if quarantined / rows_in > max_bad_fraction
-            else f"only {outcome.rows_valid} valid rows remain (validation.min_rows is {min_rows})"
-        )
-        raise DataValidationError(
-            source,
-            [
-                {
-                    "column": first["column"],
-                    "check": first["check"],
-                    "failure_case": first["value"],
-                    "row": None if first["row"] in (None, -1) else int(first["row"]),
-                }
-            ],
-            quarantine=pd.concat(
-                [records, _whole(frame, "batch_rejected", reason)], ignore_index=True
-            ),
-            detail=reason,
-        )
+    _refuse_if_too_bad(
+        frame,
+        records,
+        outcome,
+        source=source,
+        max_bad_fraction=max_bad_fraction,
+        min_rows=min_rows,
+    )
     keep = coerced if not len(bad_rows) else coerced.drop(index=pd.Index(bad_rows))
     valid = keep[spec.columns]
     valid[spec.target] = _typed_target(valid[spec.target], spec)
