@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from blocks.errors import RegistryError
 from tasks.errors import CTError
@@ -53,7 +54,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     prefect = [_prefect_option()]
+    for add in (
+        _add_demo,
+        _add_demo_data,
+        _add_run,
+        _add_backtest,
+        _add_contract,
+        _add_registry,
+        _add_server,
+    ):
+        add(commands, prefect)
+    parser.add_argument("--version", action="version", version="ct 0.1.0")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Prefect's own log lines (by default: ct's progress and one line per batch)",
+    )
+    return parser
 
+
+#: What `add_subparsers` returns: each `_add_<command>` adds its command to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_demo(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`demo`: backtest a generated stream."""
     demo = commands.add_parser(
         "demo",
         parents=prefect,
@@ -71,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in)")
     demo.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
 
+
+def _add_demo_data(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`demo-data`: write a generated stream as CSV files."""
     data = commands.add_parser(
         "demo-data",
         help="write a generated stream as one CSV per batch",
@@ -79,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the CSV files into")
     _demo_options(data)
 
+
+def _add_run(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`run`: one CT step on a labelled batch."""
     run = commands.add_parser(
         "run",
         parents=prefect,
@@ -93,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--state-dir", metavar="DIR", help="override state_dir (default .ct)")
 
+
+def _add_backtest(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`backtest`: replay a history, one CT step per batch."""
     bt = commands.add_parser(
         "backtest",
         parents=prefect,
@@ -126,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
         "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
     )
     bt.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
+
+
+def _add_contract(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`contract show|accept`: the data contract."""
     contract = commands.add_parser(
         "contract",
         help="show the champion's data contract, or accept a new one from a batch",
@@ -151,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     accept.add_argument("--config", metavar="YAML", help="CTConfig file")
     accept.add_argument("--state-dir", metavar="DIR", help="override state_dir")
+
+
+def _add_registry(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`registry list|show|promote|rollback`."""
     reg = commands.add_parser(
         "registry",
         help="list, show, promote or roll back model versions",
@@ -196,6 +239,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("name")
     rollback.add_argument("--reason", default="manual rollback", help="why, for the audit log")
+
+
+def _add_server(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
+    """`server start|status|stop`: the local Prefect server."""
     server = commands.add_parser(
         "server",
         help="the local Prefect server and warm processes every command reuses: start, status, "
@@ -212,14 +259,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ACTION",
         help="start | status | stop",
     )
-    parser.add_argument("--version", action="version", version="ct 0.1.0")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show Prefect's own log lines (by default: ct's progress and one line per batch)",
-    )
-    return parser
 
 
 def _prefect_option() -> argparse.ArgumentParser:
