@@ -362,39 +362,39 @@ def _registry(args: argparse.Namespace) -> Any:  # a ModelRegistry
     return open_registry(load_config(args.config))
 
 
-def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
-    import json
+def _registry_list(registry: Any, args: argparse.Namespace, out: Output) -> int:
+    """`registry list`: every version with its aliases, when it was made and the test it passed."""
+    names = [args.name] if args.name else registry.names()
+    if not names:
+        out.line(f"No models in {registry.url} yet.")
+        return 0
+    table = Table(title=f"Registry {registry.url}", title_justify="left")
+    for header in ("model", "version", "alias", "created (UTC)", "gate", "p", "batch"):
+        table.add_column(header)
+    for name in names:
+        aliases = registry.aliases(name)
+        for version in registry.versions(name):
+            mv = registry.get(name, version=version)
+            decision = mv.metadata.get("decision") or {}
+            marks = ", ".join(a for a, v in aliases.items() if v == version)
+            table.add_row(
+                name,
+                f"v{version}",
+                marks,
+                mv.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                f"{decision.get('test', '-')} on {decision.get('metric', '-')}",
+                fmt(decision.get("p_value")),
+                str(mv.metadata["lineage"].get("batch_id", "-")),
+            )
+    out.print(table)
+    return 0
 
-    registry = _registry(args)
-    if args.action == "list":
-        names = [args.name] if args.name else registry.names()
-        if not names:
-            out.line(f"No models in {registry.url} yet.")
-            return 0
-        table = Table(title=f"Registry {registry.url}", title_justify="left")
-        for header in ("model", "version", "alias", "created (UTC)", "gate", "p", "batch"):
-            table.add_column(header)
-        for name in names:
-            aliases = registry.aliases(name)
-            for version in registry.versions(name):
-                mv = registry.get(name, version=version)
-                decision = mv.metadata.get("decision") or {}
-                marks = ", ".join(a for a, v in aliases.items() if v == version)
-                table.add_row(
-                    name,
-                    f"v{version}",
-                    marks,
-                    mv.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                    f"{decision.get('test', '-')} on {decision.get('metric', '-')}",
-                    fmt(decision.get("p_value")),
-                    str(mv.metadata["lineage"].get("batch_id", "-")),
-                )
-        out.print(table)
-        return 0
-    if args.action == "show":
-        mv = registry.get(args.name, version=args.version, alias=args.alias)
-        out.json(json.dumps(mv.metadata, default=str))
-        return 0
+
+def _registry_move(registry: Any, args: argparse.Namespace, out: Output) -> int:
+    """`registry promote|rollback`: a human moves the champion (compare-and-swap), with the
+    reason as the proof, and delivery hears of it as of any promotion."""
+    from blocks.proof import Proof
+
     with prefect_backend(args.prefect, out):
         from prefect.events import emit_event
 
@@ -407,8 +407,6 @@ def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
                 if args.expected is not None
                 else (current.version if current else None)
             )
-            from blocks.proof import Proof
-
             proof = Proof(by="human", action="manual promotion", passed=True, reason=args.reason)
             entry = registry.promote(
                 args.name, args.version, expected_champion=expected, proof=proof
@@ -428,6 +426,19 @@ def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
         )
     out.line(f"{args.name}: champion v{entry.previous} -> v{entry.version} ({entry.reason}).")
     return 0
+
+
+def _cmd_registry(args: argparse.Namespace, out: Output) -> int:
+    import json
+
+    registry = _registry(args)
+    if args.action == "list":
+        return _registry_list(registry, args, out)
+    if args.action == "show":
+        mv = registry.get(args.name, version=args.version, alias=args.alias)
+        out.json(json.dumps(mv.metadata, default=str))
+        return 0
+    return _registry_move(registry, args, out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {

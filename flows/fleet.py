@@ -16,6 +16,7 @@ Run it from the command line: `python flows/fleet.py --help`.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 if __name__ == "__main__":  # the guard a process cluster needs; and the tasks Dask ships must
@@ -205,6 +206,62 @@ def fleet_steps(plan: dict[str, tuple[list[str], int, CTConfig]]) -> list[ModelO
     return [_outcome(name, future) for name, future in futures.items()]
 
 
+def _plan(
+    config: CTConfig, landing: str, files: dict[str, list[str]]
+) -> tuple[dict[str, tuple[list[str], int, CTConfig]], list[ModelOutcome]]:
+    """(the models with batches not stepped yet and their jobs, the outcomes of the others: idle,
+    or failed because their own settings are wrong; the others still run)."""
+    plan: dict[str, tuple[list[str], int, CTConfig]] = {}
+    outcomes: list[ModelOutcome] = []
+    for name, paths in files.items():
+        try:
+            own = model_config(config, landing, name)
+        except CTError as exc:
+            outcomes.append(ModelOutcome(name=name, status="failed", outcome=str(exc)))
+            continue
+        registry = open_registry(own)
+        todo, already = waiting(registry, name, paths)
+        if todo:
+            plan[name] = (todo, already, own)
+            continue
+        outcomes.append(
+            ModelOutcome(
+                name=name,
+                status="idle",
+                already=already,
+                champion_after=registry.alias(name, "champion"),
+                outcome="nothing new" if paths else "no batches yet",
+            )
+        )
+    return plan, outcomes
+
+
+def _run_plan(
+    config: CTConfig, plan: dict[str, tuple[list[str], int, CTConfig]]
+) -> list[ModelOutcome]:
+    """The planned models' steps on the fleet's task runner; the runs lost Dask workers left
+    behind are marked Crashed, and a failed model reports the champion it still has."""
+    logger = get_run_logger()
+    steps = fleet_steps.with_options(task_runner=task_runner(config.fleet))(plan, return_state=True)
+    ran: list[ModelOutcome] = steps.result()
+    orphans = crash_orphans(steps.state_details.flow_run_id)
+    if orphans:
+        logger.warning(
+            "%d run(s) left behind by lost Dask workers marked Crashed: %s (their tasks ran "
+            "again on other workers)",
+            len(orphans),
+            ", ".join(orphans),
+        )
+    return [
+        o
+        if o.status != "failed"
+        else o.model_copy(
+            update={"champion_after": open_registry(plan[o.name][2]).alias(o.name, "champion")}
+        )
+        for o in ran
+    ]
+
+
 @flow(name="ct-fleet")
 def fleet(
     config: CTConfig = CTConfig(),  # noqa: B008
@@ -215,29 +272,7 @@ def fleet(
     logger = get_run_logger()
     landing = landing_of(config)
     files = batch_files(landing, models or config.fleet.models)
-    plan: dict[str, tuple[list[str], int, CTConfig]] = {}
-    outcomes: list[ModelOutcome] = []
-    for name, paths in files.items():
-        try:
-            own = model_config(config, landing, name)
-        except CTError as exc:  # this model's settings are wrong; the others still run
-            outcomes.append(ModelOutcome(name=name, status="failed", outcome=str(exc)))
-            continue
-        registry = open_registry(own)
-        todo, already = waiting(registry, name, paths)
-        if todo:
-            plan[name] = (todo, already, own)
-        else:
-            champion = registry.alias(name, "champion")
-            outcomes.append(
-                ModelOutcome(
-                    name=name,
-                    status="idle",
-                    already=already,
-                    champion_after=champion,
-                    outcome="nothing new" if paths else "no batches yet",
-                )
-            )
+    plan, outcomes = _plan(config, landing, files)
     if plan:
         where = config.fleet.dask_address or f"a local cluster of {config.fleet.workers} workers"
         logger.info(
@@ -247,26 +282,7 @@ def fleet(
             len(files),
             where,
         )
-        steps = fleet_steps.with_options(task_runner=task_runner(config.fleet))(
-            plan, return_state=True
-        )
-        ran: list[ModelOutcome] = steps.result()
-        orphans = crash_orphans(steps.state_details.flow_run_id)
-        if orphans:
-            logger.warning(
-                "%d run(s) left behind by lost Dask workers marked Crashed: %s (their tasks ran "
-                "again on other workers)",
-                len(orphans),
-                ", ".join(orphans),
-            )
-        outcomes += [  # a failed model still has the champion it had
-            o
-            if o.status != "failed"
-            else o.model_copy(
-                update={"champion_after": open_registry(plan[o.name][2]).alias(o.name, "champion")}
-            )
-            for o in ran
-        ]
+        outcomes += _run_plan(config, plan)
     else:
         logger.info("Fleet at %s: none of its %d models has new batches", landing, len(files))
     create_table_artifact(
@@ -280,11 +296,7 @@ def fleet(
     return outcomes
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line: parse, run the fleet flow, print its table; exit 1 if a model failed."""
-    import argparse
-    import os
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python flows/fleet.py",
         description="Run CT steps for every model of a fleet that has new batches, one Dask task "
@@ -304,7 +316,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="worker processes of the local cluster (2)")
     parser.add_argument("--state-dir", help="where registries and history live (default .ct)")
     parser.add_argument("-v", "--verbose", action="store_true", help="Dask's own INFO logs too")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _config_of(args: argparse.Namespace) -> CTConfig:
+    """The shared config with the command line's fleet settings on top."""
+    base = CTConfig.from_yaml(args.config) if args.config else CTConfig()
+    given = {"landing": args.landing, "dask_address": args.dask_address, "workers": args.workers}
+    raw = base.model_dump(mode="json")
+    raw["fleet"] |= {k: v for k, v in given.items() if v is not None}
+    if args.state_dir:
+        raw["state_dir"] = args.state_dir
+    return CTConfig.model_validate(raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: parse, run the fleet flow, print its table; exit 1 if a model failed."""
+    import os
+
+    args = _parser().parse_args(argv)
     if not args.verbose:  # before distributed is imported, here and in the workers it spawns
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
@@ -315,17 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console()
     try:
-        base = CTConfig.from_yaml(args.config) if args.config else CTConfig()
-        given = {
-            "landing": args.landing,
-            "dask_address": args.dask_address,
-            "workers": args.workers,
-        }
-        raw = base.model_dump(mode="json")
-        raw["fleet"] |= {k: v for k, v in given.items() if v is not None}
-        if args.state_dir:
-            raw["state_dir"] = args.state_dir
-        config = CTConfig.model_validate(raw)
+        config = _config_of(args)
     except (ConfigError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1

@@ -8,16 +8,18 @@ present, a one-sided test against the level recorded at promotion emits `ct.perf
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from blocks.registry import ModelVersion
 from tasks.config import CTConfig
 from tasks.data import read_batch
 from tasks.drift import DriftReport, ReferenceProfile, compute_drift, drift_table
 from tasks.errors import CTError
 from tasks.gate import get_metric
 from tasks.performance import Degradation, degradation_test
-from tasks.release import announce, champion_of, open_registry
+from tasks.release import Champion, announce, champion_of, open_registry
 from tasks.report import StepResult
 from tasks.sources import ReadLimits
 from tasks.train import gate_inputs
@@ -32,6 +34,37 @@ class MonitorResult(BaseModel):
     rows: int
     drift: DriftReport
     performance: Degradation | None
+
+
+def _performance(
+    frame: pd.DataFrame, champion: Champion, version: ModelVersion, data: str, config: CTConfig
+) -> Degradation | None:
+    """The champion's score on the labelled rows against the score its gate recorded, and the
+    `ct.performance.degraded` event when a one-sided test says it fell (None when the champion
+    recorded no score to fall from)."""
+    spec = champion.spec
+    valid, _, _ = validate_rows(
+        frame.dropna(subset=[spec.target]), spec, source=data, max_bad_fraction=1.0
+    )
+    decision = version.metadata.get("decision") or {}
+    metric = decision.get("metric", "accuracy")
+    recorded = decision.get("candidate_metric")
+    if recorded is None:
+        return None
+    probabilities = get_metric(metric).needs == "probabilities"
+    y, (pred,), _ = gate_inputs(valid, spec, [champion.model], probabilities=probabilities)
+    performance = degradation_test(
+        y, pred, metric=metric, recorded=float(recorded), alpha=config.gate.alpha
+    )
+    get_run_logger().info(performance.reason)
+    if performance.degraded:
+        announce(
+            "ct.performance.degraded",
+            config.dataset.name,
+            {"source": data, "champion_version": version.version, **performance.model_dump()},
+            origin="monitor",
+        )
+    return performance
 
 
 @flow(name="monitor")
@@ -67,36 +100,7 @@ def monitor(data: str, config: CTConfig | None = None) -> MonitorResult:
             },
             origin="monitor",
         )
-    performance = None
-    if labelled:
-        valid, _, _ = validate_rows(
-            frame.dropna(subset=[spec.target]), spec, source=data, max_bad_fraction=1.0
-        )
-        decision = version.metadata.get("decision") or {}
-        metric = decision.get("metric", "accuracy")
-        recorded = decision.get("candidate_metric")
-        if recorded is not None:
-            probabilities = get_metric(metric).needs == "probabilities"
-            y, (pred,), _ = gate_inputs(valid, spec, [champion.model], probabilities=probabilities)
-            performance = degradation_test(
-                y,
-                pred,
-                metric=metric,
-                recorded=float(recorded),
-                alpha=config.gate.alpha,
-            )
-            logger.info(performance.reason)
-            if performance.degraded:
-                announce(
-                    "ct.performance.degraded",
-                    name,
-                    {
-                        "source": data,
-                        "champion_version": version.version,
-                        **performance.model_dump(),
-                    },
-                    origin="monitor",
-                )
+    performance = _performance(frame, champion, version, data, config) if labelled else None
     return MonitorResult(
         source=data,
         champion_version=version.version,
