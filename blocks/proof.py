@@ -16,6 +16,7 @@ refused. A proof is one of two kinds:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -110,6 +111,34 @@ class Proof(BaseModel):
             f"{self.action}{who}: {self.test} on {self.metric} vs {self.against}, "
             f"{self.rows.n:,} rows neither model learned from ({where}): {figure}{effect}"
         )
+
+    def markdown(self, headline: str, details: Sequence[str] = ()) -> str:
+        """The proof for a person, as the gate's and the challenger's artifacts show it: the
+        headline, the one-line proof, a table of what was tested on which rows, then `details`
+        (what only that kind of test has: the guards, the e-value path)."""
+        lines = [f"# {headline}", "", self.line(), ""]
+        if self.kind is not None:
+            assert self.rows is not None and self.level is not None
+            if self.kind == "paired test":
+                figure = ("p-value", f"{self.p_value:.4g}", f"p < {self.level:g}")
+            else:
+                figure = ("e-value", f"{self.e_value:.4g}", f"e-value ≥ {self.level:.4g}")
+            where = ", ".join(self.rows.ranges) or ", ".join(self.rows.batches)
+            table = [
+                ("decided by", "a person" if self.by == "human" else "the test"),
+                ("test", f"{self.kind}: {self.test}"),
+                ("metric", str(self.metric)),
+                ("against", str(self.against)),
+                ("rows", f"{self.rows.n:,}: {where}"),
+                ("checked unseen by", "; ".join(self.rows.unseen_by) or "-"),
+                ("statistic", "-" if self.statistic is None else f"{self.statistic:.4g}"),
+                figure[:2],
+                ("to pass", figure[2]),
+                ("improvement", "-" if self.effect is None else f"{self.effect:+.4f}"),
+                ("result", f"{'passed' if self.passed else 'not passed'}: {self.reason}"),
+            ]
+            lines += ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in table], ""]
+        return "\n".join([*lines, *details]).rstrip() + "\n"
 
 
 def check_promotion(proof: Proof | None, version: int) -> Proof:

@@ -26,6 +26,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
+from blocks.proof import DecisionRows, Proof
 from blocks.registry import ModelRegistry
 from tasks.artifacts import publish_markdown
 from tasks.config import GateConfig
@@ -115,15 +116,49 @@ def evidence_summary(evidence: Evidence) -> dict[str, Any]:
     }
 
 
+TEST_NAME = "e-process on block means (Gaussian mixture, Ville's inequality)"
+
+
+def evidence_proof(
+    evidence: Evidence, *, against: str, unseen_by: list[str], metric: str, passed: bool
+) -> Proof:
+    """The challenger's evidence as a proof: of a promotion, or of where it stands. `unseen_by`:
+    the two models and their training windows, checked not to hold any batch of the evidence."""
+    summary = evidence_summary(evidence)
+    return Proof(
+        by="test",
+        action="challenger",
+        kind="anytime-valid test",
+        test=f"{TEST_NAME}, {evidence.block_rows}-row blocks, challenger number {evidence.j}",
+        metric=metric,
+        against=against,
+        rows=DecisionRows(
+            batches=[p.batch_id for p in evidence.path],
+            n=evidence.rows,
+            ranges=[f"{p.batch_id} (all rows)" for p in evidence.path],
+            unseen_by=unseen_by,
+        ),
+        statistic=math.log(summary["e_value"]),  # the log e-value
+        e_value=summary["e_value"],
+        level=summary["boundary"],
+        effect=summary["mean_improvement"],
+        passed=passed,
+        reason=f"challenger v{evidence.version} won on {evidence.rows} later rows"
+        if passed
+        else f"challenger v{evidence.version} has not won",
+    )
+
+
 def challenger_markdown(
-    evidence: Evidence, *, name: str, champion: int, verdict: Verdict, budget: int
+    evidence: Evidence, proof: Proof, *, name: str, verdict: Verdict, budget: int
 ) -> str:
-    """The challenger's evidence for a person: where it stands against the boundary."""
+    """The challenger's evidence for a person: the proof's own rendering (as the gate's), then
+    where the evidence stands against the boundary, batch by batch."""
     headline = {
-        "promote": f"Promoted: challenger v{evidence.version} beat champion v{champion}",
-        "drop-worse": f"Dropped: challenger v{evidence.version} is worse than champion v{champion}",
+        "promote": f"Promoted: challenger v{evidence.version} beat the {proof.against}",
+        "drop-worse": f"Dropped: challenger v{evidence.version} is worse than the {proof.against}",
         "drop-budget": f"Dropped: challenger v{evidence.version} did not win within {budget} batches",
-        "continue": f"Collecting evidence: challenger v{evidence.version} vs champion v{champion}",
+        "continue": f"Collecting evidence: challenger v{evidence.version} vs the {proof.against}",
     }[verdict]
     boundary = 1.0 / evidence.alpha
     rows = [
@@ -132,22 +167,19 @@ def challenger_markdown(
         f"{math.exp(min(p.log_e, 700)):.3g} | {math.exp(min(p.log_e_worse, 700)):.3g} |"
         for i, p in enumerate(evidence.path, 1)
     ]
-    return "\n".join(
-        [
-            f"# {headline} ({name})",
-            "",
-            f"Challenger number {evidence.j}, tested at alpha_j = 6 alpha / (pi^2 j^2) = "
-            f"{evidence.alpha:.4g}: promote when the e-value reaches {boundary:.3g}, drop when "
-            f"the mirror e-value (evidence it is worse) does. {evidence.rows:,} rows, "
-            f"{len(evidence.means)} blocks of {evidence.block_rows} (at least "
-            f"{evidence.min_blocks} before any decision); batch {evidence.batches} of {budget} "
-            f"({max(budget - evidence.batches, 0)} left).",
-            "",
-            "| # | batch | rows so far | blocks | mean improvement | e-value | e-value (worse) |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
-        ]
-    )
+    details = [
+        f"Challenger number {evidence.j}, tested at alpha_j = 6 alpha / (pi^2 j^2) = "
+        f"{evidence.alpha:.4g}: promote when the e-value reaches {boundary:.3g}, drop when "
+        f"the mirror e-value (evidence it is worse) does. {evidence.rows:,} rows, "
+        f"{len(evidence.means)} blocks of {evidence.block_rows} (at least "
+        f"{evidence.min_blocks} before any decision); batch {evidence.batches} of {budget} "
+        f"({max(budget - evidence.batches, 0)} left).",
+        "",
+        "| # | batch | rows so far | blocks | mean improvement | e-value | e-value (worse) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    return proof.markdown(f"{headline} ({name})", details)
 
 
 def plot_evidence(evidence: Evidence, path: Path) -> Path:
@@ -203,10 +235,12 @@ def weigh_challenger(
     batch_id: str,
     gate: GateConfig,
     metric: str,
+    unseen_by: list[str],
     plot_path: str | None,
-) -> tuple[Verdict, ChallengerState]:
+) -> tuple[Verdict, ChallengerState, Proof]:
     """Add this batch's paired improvements to the evidence (once per batch), store it by
-    compare-and-swap, publish the `challenger` artifact, and say what the evidence decides."""
+    compare-and-swap, publish the `challenger` artifact, and say what the evidence decides, with
+    its proof (`unseen_by`: the two models' training windows, checked against the batch)."""
     logger = get_run_logger()
     evidence = state.evidence
     if any(point.batch_id == batch_id for point in evidence.path):
@@ -232,8 +266,15 @@ def weigh_challenger(
         summary["blocks"],
         verdict,
     )
+    proof = evidence_proof(
+        evidence,
+        against=f"champion v{champion_version}",
+        unseen_by=unseen_by,
+        metric=metric,
+        passed=verdict == "promote",
+    )
     markdown = challenger_markdown(
-        evidence, name=name, champion=champion_version, verdict=verdict, budget=gate.budget_batches
+        evidence, proof, name=name, verdict=verdict, budget=gate.budget_batches
     )
     if plot_path is not None and evidence.path:
         markdown += "\n\n" + png_markdown(plot_evidence(evidence, Path(plot_path)), "evidence")
@@ -243,7 +284,7 @@ def weigh_challenger(
         description=f"{name}: challenger v{state.version} {verdict}, e-value "
         f"{summary['e_value']:.3g} of {summary['boundary']:.3g}",
     )
-    return verdict, state
+    return verdict, state, proof
 
 
 @task(name="start-challenger", cache_policy=NO_CACHE)

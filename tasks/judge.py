@@ -15,7 +15,7 @@ import numpy as np
 
 from blocks.proof import DecisionRows, Proof
 from tasks.config import CTConfig
-from tasks.gate import GateDecision, Guard, check_unseen, gate_candidate, get_metric
+from tasks.gate import Guard, check_unseen, decision_proof, gate_candidate, get_metric
 from tasks.release import Champion
 from tasks.stages import Candidate, Judged
 from tasks.train import fit_floor, gate_inputs
@@ -72,6 +72,8 @@ def judge(
     order = None
     if gate.time_ordered:
         order = holdout[spec.time_column].to_numpy() if spec.time_column else np.arange(len(y))
+    against = "floor" if champion is None else f"champion v{champion.version.version}"
+    rows = held_rows(candidate, windows)
     decision = gate_candidate(
         y,
         base_pred,
@@ -83,29 +85,16 @@ def judge(
         min_effect=gate.min_effect,
         guards=[Guard(metric=g.metric, tolerance=g.tolerance) for g in guards],
         order=order,
+        rows=rows,
+        against=against,
         name=config.dataset.name,
         seed=config.seed,
     )
-    against = "floor" if champion is None else f"champion v{champion.version.version}"
-    return Judged(decision=decision, rows=held_rows(candidate, windows), against=against)
+    return Judged(decision=decision, rows=rows, against=against)
 
 
 def gate_proof(judged: Judged, *, action: str, accepted: str | None = None) -> Proof:
-    """The batch test as a promotion's proof. `accepted`: a person accepted a new contract (the
-    reason they gave); the proof then says a person decided, with the floor test attached."""
-    decision: GateDecision = judged.decision
-    return Proof(
-        by="test" if accepted is None else "human",
-        action=action,
-        kind="paired test",
-        test=decision.test,
-        metric=decision.metric,
-        against=judged.against,
-        rows=judged.rows,
-        statistic=decision.statistic,
-        p_value=decision.p_value,
-        level=decision.alpha,
-        effect=decision.effect,
-        passed=decision.promote,
-        reason=decision.reasons[-1] if accepted is None else accepted,
+    """The batch test as a promotion's proof (`tasks.gate.decision_proof`)."""
+    return decision_proof(
+        judged.decision, rows=judged.rows, against=judged.against, action=action, accepted=accepted
     )

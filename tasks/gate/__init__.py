@@ -14,6 +14,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from blocks.proof import DecisionRows, Proof
 from tasks.artifacts import publish_markdown
 from tasks.format import fmt
 from tasks.gate.decision import (
@@ -38,6 +39,7 @@ __all__ = [
     "check_unseen",
     "choose_test",
     "compare",
+    "decision_proof",
     "gate_candidate",
     "gate_markdown",
     "get_metric",
@@ -45,12 +47,39 @@ __all__ = [
 ]
 
 
-def gate_markdown(decision: GateDecision, *, name: str, candidate: str = "candidate") -> str:
-    """Why the candidate was promoted or rejected, with the numbers, for a person to read."""
+def decision_proof(
+    decision: GateDecision,
+    *,
+    rows: DecisionRows,
+    against: str,
+    action: str = "gate",
+    accepted: str | None = None,
+) -> Proof:
+    """The batch test as a proof: of a promotion, or of why a candidate stayed out. `accepted`:
+    a person accepted a new contract (the reason they gave); the proof then says a person
+    decided, with the floor test attached."""
+    return Proof(
+        by="test" if accepted is None else "human",
+        action=action,
+        kind="paired test",
+        test=decision.test,
+        metric=decision.metric,
+        against=against,
+        rows=rows,
+        statistic=decision.statistic,
+        p_value=decision.p_value,
+        level=decision.alpha,
+        effect=decision.effect,
+        passed=decision.promote,
+        reason=decision.reasons[-1] if accepted is None else accepted,
+    )
+
+
+def gate_markdown(decision: GateDecision, *, rows: DecisionRows, against: str, name: str) -> str:
+    """Why the candidate was promoted or rejected, with the numbers, for a person to read: the
+    proof's own rendering (as the challenger's), then what only the batch gate has."""
     verdict = "Promoted" if decision.promote else "Rejected"
-    lines = [
-        f"# {verdict}: {candidate} vs the {decision.baseline} ({name})",
-        "",
+    details = [
         *[f"- {reason}" for reason in decision.reasons],
         "",
         f"| on {decision.n} held-back rows | {decision.baseline} | candidate | improvement |",
@@ -63,15 +92,15 @@ def gate_markdown(decision: GateDecision, *, name: str, candidate: str = "candid
             for g in decision.guards
         ],
         "",
-        f"Test: `{decision.test}`, one-sided p = {decision.p_value:.4g}, alpha = {decision.alpha:g}, "
-        f"minimum effect = {decision.min_effect:g}; "
+        f"One-sided test, minimum effect {decision.min_effect:g}; "
         + (
             f"{interval_text(decision.alpha, decision.ci_low, decision.ci_high)} of the improvement."
             if decision.ci_low is not None
             else "no interval."
         ),
     ]
-    return "\n".join(lines)
+    proof = decision_proof(decision, rows=rows, against=against)
+    return proof.markdown(f"{verdict}: the candidate vs the {against} ({name})", details)
 
 
 @task(name="gate-candidate", cache_policy=NO_CACHE)
@@ -87,6 +116,8 @@ def gate_candidate(
     min_effect: float,
     guards: Sequence[Guard],
     order: np.ndarray | None,
+    rows: DecisionRows,
+    against: str,
     name: str,
     seed: int,
 ) -> GateDecision:
@@ -107,7 +138,7 @@ def gate_candidate(
     get_run_logger().info("Gate: %s", " ".join(decision.reasons))
     publish_markdown(
         key="gate-decision",
-        markdown=gate_markdown(decision, name=name),
+        markdown=gate_markdown(decision, rows=rows, against=against, name=name),
         description=(
             f"{name}: {'promoted' if decision.promote else 'rejected'} the candidate vs the "
             f"{baseline} ({decision.test} on {decision.metric}, p = {decision.p_value:.3g}, "

@@ -9,9 +9,7 @@ from is not evidence.
 
 from __future__ import annotations
 
-import math
-
-from blocks.proof import DecisionRows, Proof
+from blocks.proof import Proof
 from tasks.challenger import (
     ALIAS as CHALLENGER,
 )
@@ -23,14 +21,12 @@ from tasks.challenger import (
     start_challenger,
     weigh_challenger,
 )
-from tasks.gate.sequential import Evidence, Verdict
+from tasks.gate.sequential import Verdict
 from tasks.judge import window_text
 from tasks.policy.base import Policy, Settled, Step, Weighed, register, stage
 from tasks.release import Champion, champion_of, crown, run_id, unwalked
 from tasks.stages import Candidate, Checked, Judged
 from tasks.window import TrainingWindow
-
-TEST_NAME = "e-process on block means (Gaussian mixture, Ville's inequality)"
 
 
 def window_of(model: Champion) -> TrainingWindow:
@@ -47,38 +43,6 @@ def learned_from(model: Champion, checked: Checked) -> bool:
         first = checked.valid[time_column].min().to_pydatetime(warn=False)
         return bool(first <= window.time_end)
     return False
-
-
-def evidence_proof(
-    evidence: Evidence, *, champion: Champion, challenger: Champion, metric: str, passed: bool
-) -> Proof:
-    """The challenger's evidence as the proof of a promotion (or of a drop)."""
-    summary = evidence_summary(evidence)
-    return Proof(
-        by="test",
-        action="challenger",
-        kind="anytime-valid test",
-        test=f"{TEST_NAME}, {evidence.block_rows}-row blocks, challenger number {evidence.j}",
-        metric=metric,
-        against=f"champion v{champion.version.version}",
-        rows=DecisionRows(
-            batches=[p.batch_id for p in evidence.path],
-            n=evidence.rows,
-            ranges=[f"{p.batch_id} (all rows)" for p in evidence.path],
-            unseen_by=[
-                f"challenger v{challenger.version.version} (trained on {window_text(window_of(challenger))})",
-                f"champion v{champion.version.version} (trained on {window_text(window_of(champion))})",
-            ],
-        ),
-        statistic=math.log(summary["e_value"]),  # the log e-value
-        e_value=summary["e_value"],
-        level=summary["boundary"],
-        effect=summary["mean_improvement"],
-        passed=passed,
-        reason=f"challenger v{evidence.version} won on {evidence.rows} later rows"
-        if passed
-        else f"challenger v{evidence.version} has not won",
-    )
 
 
 class ChallengerPolicy(Policy):
@@ -117,7 +81,7 @@ class ChallengerPolicy(Policy):
     ) -> Weighed:
         gate, name, batch_id = step.config.gate, step.name, step.checked.batch.batch_id
         metric = gate.metric_for(step.checked.spec.task)
-        verdict, state = weigh_challenger(
+        verdict, state, proof = weigh_challenger(
             step.registry,
             name,
             unwalked(state),  # its evidence grows every batch
@@ -129,14 +93,11 @@ class ChallengerPolicy(Policy):
             batch_id=batch_id,
             gate=gate,
             metric=metric,
+            unseen_by=[
+                f"challenger v{contender.version.version} (trained on {window_text(window_of(contender))})",
+                f"champion v{champion.version.version} (trained on {window_text(window_of(champion))})",
+            ],
             plot_path=str(step.reports / f"{batch_id}-challenger.png") if step.plots else None,
-        )
-        proof = evidence_proof(
-            state.evidence,
-            champion=champion,
-            challenger=contender,
-            metric=metric,
-            passed=verdict == "promote",
         )
         return self._act(step, verdict, state, proof, champion=champion, contender=contender)
 

@@ -103,3 +103,37 @@ def test_the_gate_s_proof_is_its_decision():
         Judged(decision, ROWS, "floor"), action="contract accepted", accepted="why"
     )
     assert accepted.by == "human" and accepted.reason == "why" and accepted.passed
+
+
+def test_the_gate_and_the_challenger_render_their_evidence_with_one_renderer():
+    """Both artifacts open with `Proof.markdown`: the headline, the proof's line, and one table
+    of test, rows, the models checked not to have seen them, the figure and the level."""
+    from tasks.challenger import challenger_markdown, evidence_proof, fresh_evidence
+    from tasks.config import GateConfig
+    from tasks.gate import gate_markdown
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    decision = compare(
+        y, np.where(y == 1, 0.55, 0.45), np.where(y == 1, 0.8, 0.2), metric="log_loss", alpha=0.05
+    )
+    gate = gate_markdown(decision, rows=ROWS, against="champion v1", name="m")
+    proof = gate_proof(Judged(decision, ROWS, "champion v1"), action="gate")
+    evidence = fresh_evidence(2, 1, GateConfig()).add("b4", rng.normal(0.05, 0.2, 400))
+    shadow = evidence_proof(
+        evidence,
+        against="champion v1",
+        unseen_by=["challenger v2", "v1"],
+        metric="log_loss",
+        passed=False,
+    )
+    challenger = challenger_markdown(evidence, shadow, name="m", verdict="continue", budget=10)
+    for text, shown, kind in ((gate, proof, "paired test"), (challenger, shadow, "anytime-valid")):
+        head = text.splitlines()
+        assert head[0].startswith("# ") and head[2] == shown.line()
+        assert head[4:6] == ["| | |", "|---|---|"]
+        assert f"| test | {kind}" in text
+        assert "| checked unseen by | " in text and "| to pass | " in text
+    assert "| p-value | " in gate and "| to pass | p < 0.05 |" in gate
+    assert "| e-value | " in challenger and "| guard" not in challenger
+    assert f"| rows | {ROWS.n}: b3[560:800] |" in gate
