@@ -22,7 +22,7 @@ run: $(STAMP)  ## backtest continuous training over the built-in demo stream
 	$(BIN)/python flows/ct.py
 
 server: $(STAMP)  ## a local Prefect server on 127.0.0.1:4200 that every ct command then reuses
-	env $$($(BIN)/python -c 'from flows.prefect_server import RECORDER_ENV as e; print(*(f"{k}={v}" for k, v in e.items()))') \
+	env $$($(BIN)/python -c 'from flows.cli.prefect_server import RECORDER_ENV as e; print(*(f"{k}={v}" for k, v in e.items()))') \
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 stack: $(STAMP)  ## server + deployments + worker + webhook receiver on 127.0.0.1 (Ctrl-C stops all)

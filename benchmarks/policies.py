@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows import warm
+from flows.cli import warm
 from webhooks.devstack import free_port, start_prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}/api"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        # the backtests fork from ct's warm process (flows/warm.py), whose socket folder is kept
+        # the backtests fork from ct's warm process (flows/cli/warm.py), whose socket folder is kept
         # here (TMPDIR) so that it is stopped, by its PID, at the end
         (work / "w").mkdir(exist_ok=True)
         env |= {

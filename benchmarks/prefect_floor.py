@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.prefect_server import RECORDER_ENV  # noqa: E402
+from flows.cli.prefect_server import RECORDER_ENV  # noqa: E402
 from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 TASKS = 15

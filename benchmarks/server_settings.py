@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.step_cost import run_demo  # noqa: E402
-from flows.prefect_server import RECORDER_ENV  # noqa: E402
+from flows.cli.prefect_server import RECORDER_ENV  # noqa: E402
 from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 #: What `--runs` compares: ct's settings, the ones ct used before (task-run recorder batched
 #: every 1 s, the event persister as Prefect ships it), and Prefect's own.
 CONFIGS: dict[str, dict[str, str]] = {
-    "ct (flows/prefect_server.py)": RECORDER_ENV,
+    "ct (flows/cli/prefect_server.py)": RECORDER_ENV,
     "before: recorder only, 1 s": {
         "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "1000",
         "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",

@@ -12,7 +12,7 @@ command ("warm server"). Floors, measured in the same run:
   backtest's wall time, per batch, is Prefect's and ct's own overhead.
 
 The `run` and demo rows are measured twice: each command in its own process (`CT_WARM=0`, the
-baseline) and forked from ct's warm process (flows/warm.py; started by an untimed first command).
+baseline) and forked from ct's warm process (flows/cli/warm.py; started by an untimed first command).
 Targets (issue 15), for the warm process: --help < 0.5 s; pre-flight errors < 1.5 s; one 800-row
 `run` <= 4 s wall (the median of three runs); the 12-batch demo <= 15 s wall (the median of
 three); backtest overhead <= 0.3 s per batch.
@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flows import warm
-from flows.prefect_server import RECORDED_WITHIN
+from flows.cli import warm
+from flows.cli.prefect_server import RECORDED_WITHIN
 from tasks.streams import write_stream
 from webhooks.devstack import free_port, start_prefect_server, stop
 

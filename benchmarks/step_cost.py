@@ -9,7 +9,7 @@ the imports at it). Per run, from the server: the flow runs, task runs, artifact
 demo left per batch; these counts are what the server must write for every step, and they do not
 depend on the machine's noise, which the wall times do (single demos of one commit have ranged
 over 6 s on this 2-core machine); and the requests the server answered with 503 (each costs the
-demo about 2 s: flows/prefect_server.py), counted from its log. The demos' tables must be
+demo about 2 s: flows/cli/prefect_server.py), counted from its log. The demos' tables must be
 identical: nothing here may change a decision.
 
 Usage: `.venv/bin/python benchmarks/step_cost.py [--baseline REV] [--runs N]` (about 25 s per
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.prefect_server import RECORDED_WITHIN, RECORDER_ENV  # noqa: E402
+from flows.cli.prefect_server import RECORDED_WITHIN, RECORDER_ENV  # noqa: E402
 from webhooks.devstack import start_counting_server, stop  # noqa: E402
 
 BATCHES = 12

@@ -10,7 +10,7 @@ other events of a burst find nothing pending and end at once.
 
 A run can start before the event that triggered it is in the event log: automations act on the
 event as it arrives, while the server writes events in batches, up to 5 s later
-(flows/prefect_server.py), or later still after a failed write. So the trigger passes the event's
+(flows/cli/prefect_server.py), or later still after a failed write. So the trigger passes the event's
 id (`arrival`), and the run first waits until the log has it (or an earlier run marked it done);
 without that wait, such a run found nothing pending and ended, and the batch waited for the next
 arrival or the daily run.

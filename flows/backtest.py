@@ -210,7 +210,7 @@ def backtest(
             always = step.candidate
         rows.append(backtest_row(number, step, static, retrained))
         line = batch_line(step)
-        # `ct_progress` is what the CLI's progress display reads (flows/console.py)
+        # `ct_progress` is what the CLI's progress display reads (flows/cli/console.py)
         logger.info(
             "batch %d/%d: %s",
             number,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":  # the CLI parses and checks before anything below is imported
-    from flows.cli import main
+    from flows.cli.main import main
 
     sys.exit(main())
 

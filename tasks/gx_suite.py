@@ -115,7 +115,7 @@ _WORKER: list[Executor] = []  # the one background process, made on first use
 def _worker() -> Executor:
     """The background process (spawned, not forked: a fork of a process that has used OpenMP can
     hang), shut down when this process exits. It is started by `warm_up`. A daemonic process (a
-    Dask worker) may not have children, and a fork of ct's warm process (flows/warm.py) has GX
+    Dask worker) may not have children, and a fork of ct's warm process (flows/cli/warm.py) has GX
     imported already (a new process would import it again, for seconds): there the suite runs in
     a background thread instead."""
     if not _WORKER:

@@ -9,7 +9,7 @@ from webhooks.devstack import SERVER_SETTINGS  # imports no Prefect
 # No telemetry, and the test server records task events in batches, as every server ct starts does.
 for name, value in SERVER_SETTINGS.items():
     os.environ.setdefault(name, value)
-# Each CLI run in its own process: a warm process (flows/warm.py) would outlive the test that
+# Each CLI run in its own process: a warm process (flows/cli/warm.py) would outlive the test that
 # started it; tests/flows/test_warm.py turns it on and stops what it started.
 os.environ["CT_WARM"] = "0"
 

@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from flows.prefect_server import RECORDER_ENV
+from flows.cli.prefect_server import RECORDER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
-#: No telemetry (there may be no internet), and batched task-run recording (flows/prefect_server.py).
+#: No telemetry (there may be no internet), and batched task-run recording (flows/cli/prefect_server.py).
 SERVER_SETTINGS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **RECORDER_ENV}
 
 

@@ -1,6 +1,6 @@
 """A run that an arrival started waits for that event to reach the event log (flows/arrivals.py).
 
-The server writes events in batches, up to 5 s after they arrive (flows/prefect_server.py), and
+The server writes events in batches, up to 5 s after they arrive (flows/cli/prefect_server.py), and
 the test server does the same; the run below starts at once, before the event is written.
 """
 

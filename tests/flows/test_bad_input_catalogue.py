@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.cli import main
+from flows.cli.main import main
 from tasks.demo import demo_batch
 
 

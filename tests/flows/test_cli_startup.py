@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("prefect", "sklearn", "skops", "great_expectations", "lightgbm", "xgboost", "numba")
 PROBE = f"""
 import sys
-from flows.cli import main
+from flows.cli.main import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exit:

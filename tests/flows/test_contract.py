@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from tasks.demo import demo_batch
 
 NAME = "contract-demo"

@@ -7,7 +7,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from blocks.proof import Proof
 from blocks.registry import ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
 from tasks.report import REJECTED
 

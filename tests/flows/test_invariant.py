@@ -15,7 +15,7 @@ from pathlib import Path
 
 from blocks.proof import Proof
 from blocks.registry import AliasEntry, ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from flows.ct import continuous_training
 from tasks.config import CTConfig
 from tasks.demo import demo_batch
@@ -106,7 +106,7 @@ def test_every_path_that_moves_the_champion_leaves_its_proof(tmp_path, events_un
 def test_only_the_registry_moves_the_champion():
     """No product code writes the champion alias but through `ModelRegistry.promote` (which
     demands the proof): `set_alias` refuses it, and `promote` is called from the one task that
-    crowns (tasks/release.py) and the CLI's manual promotion (flows/commands.py)."""
+    crowns (tasks/release.py) and the CLI's manual promotion (flows/cli/commands.py)."""
     callers = set()
     for package in ("flows", "tasks", "blocks", "webhooks"):
         for path in (ROOT / package).rglob("*.py"):
@@ -117,4 +117,4 @@ def test_only_the_registry_moves_the_champion():
                     and node.func.attr == "promote"
                 ):
                     callers.add(str(path.relative_to(ROOT)))
-    assert callers == {"tasks/release.py", "flows/commands.py", "blocks/registry.py"}, callers
+    assert callers == {"tasks/release.py", "flows/cli/commands.py", "blocks/registry.py"}, callers

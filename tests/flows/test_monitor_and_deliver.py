@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from flows.deliver import deliver
 from flows.monitor import monitor
 from tasks.config import CTConfig, DatasetConfig

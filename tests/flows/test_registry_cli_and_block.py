@@ -3,7 +3,7 @@
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from flows.ct import continuous_training
 from tasks.config import CTConfig, RegistryConfig
 from tasks.demo import write_demo_stream

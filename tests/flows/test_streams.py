@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.cli import STREAM_NAMES, _parser, main
+from flows.cli.main import STREAM_NAMES, _parser, main
 from tasks.report import summarize_backtest
 from tasks.streams import STREAMS
 

@@ -1,4 +1,4 @@
-"""ct's warm process (flows/warm.py, issue 15): a command forks from a process that has ct imported,
+"""ct's warm process (flows/cli/warm.py, issue 15): a command forks from a process that has ct imported,
 runs on the caller's terminal, and answers exactly what it answers in its own process.
 
 Real processes throughout: the CLI is run as a user runs it, the warm process it starts is a real
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from flows import warm
+from flows.cli import warm
 from tasks.demo import demo_batch
 from tests.flows.test_cli_startup import PROBE, running
 
@@ -210,7 +210,7 @@ def test_the_warm_ups_leave_one_thread():
     """A fork of a process with threads can deadlock: each warm-up must start none."""
     code = (
         "import sys, threading\n"
-        "from flows import warm\n"
+        "from flows.cli import warm\n"
         "for name in warm.WARM_UPS:\n"
         "    module, _, function = name.partition(':')\n"
         "    __import__(module, fromlist=[function]).__dict__[function]()\n"

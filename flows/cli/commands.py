@@ -19,10 +19,10 @@ from typing import Any
 from rich.table import Table
 
 from blocks.errors import RegistryError
-from flows import warm
-from flows.console import Output
-from flows.prefect_server import RECORDER_ENV, LocalServer, answers
-from flows.preflight import load_config
+from flows.cli import warm
+from flows.cli.console import Output
+from flows.cli.prefect_server import RECORDER_ENV, LocalServer, answers
+from flows.cli.preflight import load_config
 from tasks.config import CTConfig
 from tasks.errors import CTError
 from tasks.format import fmt
@@ -46,7 +46,7 @@ def _quiet_expected_errors() -> None:
 
 # ---------------------------------------------------------------- Prefect backend
 def _ephemeral_server_settings() -> dict[Any, Any]:
-    """`flows.prefect_server.RECORDER_ENV` as settings, passed on to the server process ct starts."""
+    """`flows.cli.prefect_server.RECORDER_ENV` as settings, passed on to the server process ct starts."""
     import prefect.settings as ps
 
     return {getattr(ps, name): value for name, value in RECORDER_ENV.items()}

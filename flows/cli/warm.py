@@ -7,7 +7,7 @@ starts one process in the background that imports all of that and then waits on 
 every later command parses its arguments and runs its pre-flight checks here (cheap), then hands
 its argv, working directory, environment and its own stdin/stdout/stderr (file descriptors,
 passed over the socket) to the warm process, which forks. The fork runs the command with the
-same code path as an in-process run (`flows.cli.main`) on this terminal, and reports its exit
+same code path as an in-process run (`flows.cli.main.main`) on this terminal, and reports its exit
 code. The fork gets a copy of everything imported; nothing the commands do is shared between
 them, as between two fresh processes. This is the pattern of CPython's own
 `multiprocessing.forkserver`, kept alive between commands.
@@ -46,20 +46,19 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from flows.prefect_server import alive
+from flows.cli.prefect_server import alive
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: ct's source folders whose files key a warm process.
 SOURCES = ("flows", "tasks", "blocks", "webhooks")
 #: What the warm process imports before its first fork, and the warm-ups it calls (each must
 #: leave it single-threaded).
-PRELOAD = ("flows.commands", "flows.ct", "flows.backtest", "great_expectations")
+PRELOAD = ("flows.cli.commands", "flows.ct", "flows.backtest", "great_expectations")
 WARM_UPS = ("tasks.drift.kernels:warm_up",)
 #: Seconds a warm process waits for a command before it exits.
 IDLE_SECONDS = float(os.environ.get("CT_WARM_IDLE", "900"))
@@ -116,12 +115,12 @@ def paths(key: str) -> tuple[Path, Path, Path]:
     return base.with_suffix(".sock"), base.with_suffix(".pid"), base.with_suffix(".log")
 
 
-def _learned_file() -> Path:
+def learned_file() -> Path:
     return folder() / f"{_root_key()}-learned.txt"
 
 
 # ---------------------------------------------------------------- client: the CLI's side
-def _connect(sock_path: Path) -> socket.socket | None:
+def connect(sock_path: Path) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(sock_path))
@@ -131,7 +130,7 @@ def _connect(sock_path: Path) -> socket.socket | None:
     return conn
 
 
-def _send(conn: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+def send(conn: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
     body = json.dumps(message).encode()
     header = _HEADER.pack(len(body))
     if fds:
@@ -141,7 +140,7 @@ def _send(conn: socket.socket, message: dict[str, Any], fds: Sequence[int] = ())
     conn.sendall(body)
 
 
-def _receive(conn: socket.socket, fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
+def receive(conn: socket.socket, fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
     """One message (None when the other side closed first), and any descriptors sent with it."""
     received: list[int] = []
     if fds:
@@ -169,7 +168,7 @@ def _start(key: str) -> subprocess.Popen[bytes]:
     log = paths(key)[2]
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.warm", key],
+            [sys.executable, "-m", "flows.cli.warm_server", key],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -182,7 +181,7 @@ def _ready(key: str, notice: Any) -> socket.socket | None:
     """A connection to the warm process with this key, started (and waited for) if need be;
     None if it could not start (the command then runs in its own process)."""
     sock_path = paths(key)[0]
-    conn = _connect(sock_path)
+    conn = connect(sock_path)
     if conn is not None:
         return conn
     notice(
@@ -192,11 +191,11 @@ def _ready(key: str, notice: Any) -> socket.socket | None:
     process = _start(key)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        conn = _connect(sock_path)
+        conn = connect(sock_path)
         if conn is not None:
             return conn
         if process.poll() is not None:  # it failed (its log says why); maybe another won
-            return _connect(sock_path)
+            return connect(sock_path)
         time.sleep(0.05)
     return None
 
@@ -220,8 +219,8 @@ def hand_over(argv: Sequence[str], notice: Any, *, verbose: bool = False) -> int
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            _send(conn, request, fds=[0, 1, 2])
-            started, _ = _receive(conn)
+            send(conn, request, fds=[0, 1, 2])
+            started, _ = receive(conn)
         except OSError:
             return None
         if started is None:  # the warm process refused (e.g. it found a thread): run here
@@ -244,7 +243,7 @@ def _wait(conn: socket.socket, pid: int) -> int:
     try:
         while True:
             try:
-                done, _ = _receive(conn)
+                done, _ = receive(conn)
                 break
             except InterruptedError:
                 continue
@@ -289,203 +288,3 @@ def stop_all(timeout: float = 10.0, where: Path | None = None) -> list[int]:
                 os.kill(pid, signal.SIGKILL)
     running(where)  # drops the PID files of those that ended
     return pids
-
-
-# ---------------------------------------------------------------- server: the warm process
-def _installed(names: set[str]) -> list[str]:
-    """The modules among `names` that are libraries (stdlib or site-packages), not ct's or the
-    user's own code."""
-    paths = sysconfig.get_paths()
-    roots = tuple({paths[k] + os.sep for k in ("purelib", "platlib", "stdlib", "platstdlib")})
-    return sorted(
-        name for name in names if str(getattr(sys.modules[name], "__file__", "")).startswith(roots)
-    )
-
-
-def _import_all(names: Sequence[str]) -> None:
-    """Import each module; one that starts a thread makes forks unsafe: it is struck from the
-    learned list and this process ends (the command runs in its own process; the next one starts
-    a warm process without it)."""
-    import importlib
-
-    for name in names:
-        if name in sys.modules:
-            continue
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-        if threading.active_count() > 1:
-            kept = [m for m in _learned() if m != name]
-            with contextlib.suppress(OSError):
-                _learned_file().write_text("".join(f"{m}\n" for m in kept))
-        _single_threaded(name)
-
-
-def _single_threaded(after: str) -> None:
-    if threading.active_count() > 1:
-        raise RuntimeError(f"{after} started a thread: forks would not be safe")
-
-
-def _learned() -> list[str]:
-    """The installed modules earlier commands imported (once each, in the order first seen)."""
-    with contextlib.suppress(OSError):
-        return list(dict.fromkeys(_learned_file().read_text().split()))
-    return []
-
-
-def _reap(children: set[int]) -> None:
-    for pid in list(children):
-        with contextlib.suppress(ChildProcessError):
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == 0:
-                continue
-        children.discard(pid)
-
-
-def _watch(conn: socket.socket, finished: threading.Event) -> None:
-    """In the fork, a thread: when the caller goes away (killed, or its terminal closed), the
-    command is interrupted as by Ctrl-C, rather than running on for no one."""
-    with contextlib.suppress(OSError):
-        conn.recv(1)  # the caller sends nothing more: this returns when it closes its end
-    if not finished.is_set():
-        os.kill(os.getpid(), signal.SIGINT)
-
-
-def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> NoReturn:
-    """In the fork: become the caller's process (fds, cwd, environment), run the command, report,
-    and exit; never returns into the warm process's loop."""
-    global CHILD
-    CHILD = True
-    finished = threading.Event()
-    before = set(sys.modules)
-    code = 1
-    try:
-        for target, fd in enumerate(fds[:3]):
-            os.dup2(fd, target)
-            os.close(fd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        with contextlib.suppress(Exception):
-            sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
-        _send(conn, {"pid": os.getpid(), "warm": os.getppid()})
-        threading.Thread(target=_watch, args=(conn, finished), daemon=True).start()
-        code = _command(request["argv"])
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        code = 130
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: nothing to interrupt
-        finished.set()
-        _finish(conn, code, before)
-    os._exit(code)
-
-
-def _command(argv: list[str]) -> int:
-    """Run the CLI as a fresh process would, with this caller's settings."""
-    import prefect.context
-    import prefect.logging.configuration
-
-    prefect.context.refresh_global_settings_context()
-    prefect.logging.configuration.setup_logging(incremental=False)
-    from flows.cli import main
-
-    sys.argv = [str(ROOT / "flows" / "ct.py"), *argv]
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-
-
-def _finish(conn: socket.socket, code: int, before: set[str]) -> None:
-    """What a process does at exit (Prefect drains its logs and events), then the exit code to the
-    caller; the installed modules this command imported go to the learned list."""
-    import atexit
-
-    with contextlib.suppress(BaseException):
-        atexit._run_exitfuncs()
-    with contextlib.suppress(BaseException):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    new = _installed(set(sys.modules) - before)
-    with contextlib.suppress(OSError), open(_learned_file(), "a") as learned:
-        learned.write("".join(f"{m}\n" for m in new))
-    with contextlib.suppress(OSError):
-        _send(conn, {"exit": code})
-
-
-def serve(key: str) -> None:
-    """Import, listen on the key's socket, fork per command; exit after IDLE_SECONDS idle."""
-    sock_path, pid_file, _ = paths(key)
-    started = time.perf_counter()
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    _import_all(PRELOAD)
-    for name in WARM_UPS:
-        module, _, function = name.partition(":")
-        getattr(sys.modules[module], function)()
-        _single_threaded(name)
-    _import_all(_learned())
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(str(sock_path))
-    except OSError:
-        if _connect(sock_path) is not None:  # another warm process with this key won the race
-            return
-        sock_path.unlink(missing_ok=True)
-        listener.bind(str(sock_path))
-    listener.listen(16)
-    listener.settimeout(1.0)
-    pid_file.write_text(str(os.getpid()))
-    print(f"warm process {key} ready in {time.perf_counter() - started:.1f} s", flush=True)
-
-    def leave(_signum: int, _frame: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, leave)
-    children: set[int] = set()
-    idle_since = time.monotonic()
-    try:
-        while True:
-            _reap(children)
-            if children:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_SECONDS:
-                return
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:  # idle: load what the last commands imported, for the next
-                _import_all(_learned())
-                continue
-            with conn:
-                conn.settimeout(None)
-                request, fds = _receive(conn, fds=3)
-                if request is None or len(fds) != 3:
-                    for fd in fds:
-                        os.close(fd)
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    try:
-                        listener.close()
-                        _child(conn, request, fds)
-                    finally:
-                        os._exit(70)  # whatever happened, the fork never serves
-                for fd in fds:
-                    os.close(fd)
-                children.add(pid)
-                idle_since = time.monotonic()
-    finally:
-        listener.close()
-        sock_path.unlink(missing_ok=True)
-        pid_file.unlink(missing_ok=True)
-
-
-if __name__ == "__main__":  # `python -m flows.warm KEY`: serve from the module the CLI imports
-    from flows import warm
-
-    warm.serve(sys.argv[1])

@@ -3,7 +3,7 @@
 Arguments are parsed and the cheap checks made (the config, the data path, the registry) before
 anything heavy is imported: `--help` and a mistyped path answer in well under a second, not after
 Prefect, scikit-learn and a server have started. The commands themselves are in
-`flows/commands.py`.
+`flows/cli/commands.py`.
 """
 
 from __future__ import annotations
@@ -330,14 +330,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Prefect's console lines (a line per task run) stay in the run logs, not on the screen;
         # set before Prefect loads its logging configuration
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.console import Output
+    from flows.cli.console import Output
 
     out = Output(verbose=args.verbose)
     try:
-        from flows.preflight import preflight
+        from flows.cli.preflight import preflight
 
         preflight(args)
-        from flows import warm
+        from flows.cli import warm
 
         handed = None
         if args.command != "server" and warm.enabled():
@@ -345,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handed is not None:
             code = handed
         else:
-            from flows import commands
+            from flows.cli import commands
 
             code = commands.COMMANDS[args.command](args, out)
     except (CTError, RegistryError) as exc:
