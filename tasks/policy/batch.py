@@ -42,7 +42,12 @@ class BatchGate(Policy):
                 step,
                 judged,
                 proof,
-                outcome=f"kept v{previous}: {REJECTED} on {judged.rows.n} unseen rows",
+                outcome=(
+                    f"kept v{previous}: {REJECTED} on {judged.rows.n} unseen rows"
+                    if previous is not None
+                    else f"no model yet: {REJECTED} than a constant guess on "
+                    f"{judged.rows.n} unseen rows"
+                ),
                 challenger=weighed.settled.challenger,
             )
         registered = register(step, candidate, judged)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from blocks.registry import ModelRegistry
-from flows.cli import main
+from flows.cli.main import main
 from tasks.demo import write_demo_stream
 
 
@@ -79,3 +79,33 @@ def _abc() -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
+
+
+def test_a_first_model_that_cannot_beat_a_constant_guess_is_not_registered(tmp_path, capsys):
+    """Labels that do not depend on the features: the first model loses to (or ties) the floor,
+    nothing is registered, and the outcome says so in words (not "kept vNone")."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    data = tmp_path / "noise.csv"
+    pd.DataFrame(
+        {
+            "x": rng.normal(size=600),
+            "z": rng.normal(size=600),
+            "event_time": pd.date_range("2026-01-01", periods=600, freq="min"),
+            "label": rng.integers(0, 2, 600),
+        }
+    ).to_csv(data, index=False)
+    config = tmp_path / "ct.yaml"
+    config.write_text(
+        "dataset:\n  name: noise\n  target: label\n  time_column: event_time\n"
+        "  numeric: [x, z]\n  categorical: []\n"
+    )
+    state_dir = str(tmp_path / "state")
+    code = main(["run", "--data", str(data), "--config", str(config), "--state-dir", state_dir])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "no model yet: the new model was not better than a constant guess on 180" in out, out
+    assert "vNone" not in out
+    assert ModelRegistry(url=f"{state_dir}/registry").versions("noise") == []
