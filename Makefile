@@ -26,7 +26,7 @@ server: $(STAMP)  ## a local Prefect server on 127.0.0.1:4200 that every ct comm
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 stack: $(STAMP)  ## server + deployments + worker + webhook receiver on 127.0.0.1 (Ctrl-C stops all)
-	$(BIN)/python -m webhooks.devstack
+	$(BIN)/python -m tests.support.devstack
 
 deploy: $(STAMP)  ## deploy prefect.yaml to $$PREFECT_API_URL (work pool ct-process)
 	$(BIN)/prefect work-pool create ct-process --type process --overwrite

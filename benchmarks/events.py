@@ -1,6 +1,6 @@
 """Events: webhook-to-flow-run-start latency, and the receiver's throughput, on 127.0.0.1.
 
-Starts the whole local stack (`webhooks.devstack.LocalStack`: server, deployments, process worker,
+Starts the whole local stack (`tests.support.devstack.LocalStack`: server, deployments, process worker,
 receiver). Latency: 20 signed webhooks, one at a time, each for a batch path that does not exist (the
 `ct-on-new-data` run starts, finds nothing to read and ends); the next is sent once the run ended, so
 no run waits behind another. Latency is the time from sending the webhook to the run's start time as
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from webhooks.devstack import LocalStack, signed_headers, wait_for
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
+from tests.support.devstack import LocalStack, signed_headers, wait_for
 
 LATENCY_REQUESTS = 20
 THROUGHPUT_REQUESTS = 400

@@ -10,7 +10,7 @@ its tasks' own seconds, spread over the workers, explain; and the ceiling the ba
 sets on any schedule of the same work on this machine's cores.
 
 The server's database is PostgreSQL where the machine has it (a throwaway cluster on 127.0.0.1,
-`webhooks.devstack.LocalPostgres`), as a server that many workers write to should be; on SQLite
+`tests.support.devstack.LocalPostgres`), as a server that many workers write to should be; on SQLite
 (`--database sqlite`) their writes take turns.
 
 Usage: `.venv/bin/python benchmarks/fleet.py [--models 100] [--rows 20000] [--workers 2]
@@ -62,7 +62,8 @@ def main() -> int:
         "SQLite the workers' writes take turns, a long wait is a 503 retried 2 s later)",
     )
     args = parser.parse_args()
-    from webhooks.devstack import LocalPostgres
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
+    from tests.support.devstack import LocalPostgres
 
     database = args.database or ("postgres" if LocalPostgres.binaries() else "sqlite")
 
@@ -74,7 +75,7 @@ def main() -> int:
     from flows.heartbeats import without_heartbeats
     from tasks.config import CTConfig
     from tasks.streams import stream_batches
-    from webhooks.devstack import LocalStack
+    from tests.support.devstack import LocalStack
 
     with tempfile.TemporaryDirectory(prefix="ct-fleet-bench-") as tmp:
         root = Path(tmp)

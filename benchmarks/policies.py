@@ -37,7 +37,9 @@ from pathlib import Path
 import pandas as pd
 
 from flows.cli import warm
-from webhooks.devstack import free_port, start_prefect_server, stop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
+from tests.support.devstack import free_port, start_prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMS = [

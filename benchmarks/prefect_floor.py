@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.cli.prefect_server import RECORDER_ENV  # noqa: E402
-from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
+from tests.support.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 TASKS = 15
 #: (label, tasks per step, retraining as a subflow, the model's slot, server settings)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.step_cost import run_demo  # noqa: E402
 from flows.cli.prefect_server import RECORDER_ENV  # noqa: E402
-from webhooks.devstack import CountingServer, start_counting_server, stop  # noqa: E402
+from tests.support.devstack import CountingServer, start_counting_server, stop  # noqa: E402
 
 #: What `--runs` compares: ct's settings, the ones ct used before (task-run recorder batched
 #: every 1 s, the event persister as Prefect ships it), and Prefect's own.

@@ -34,7 +34,9 @@ from pathlib import Path
 from flows.cli import warm
 from flows.cli.prefect_server import RECORDED_WITHIN
 from tasks.streams import write_stream
-from webhooks.devstack import free_port, start_prefect_server, stop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
+from tests.support.devstack import free_port, start_prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.cli.prefect_server import RECORDED_WITHIN, RECORDER_ENV  # noqa: E402
-from webhooks.devstack import start_counting_server, stop  # noqa: E402
+from tests.support.devstack import start_counting_server, stop  # noqa: E402
 
 BATCHES = 12
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from webhooks.devstack import SERVER_SETTINGS  # imports no Prefect
+from tests.support.devstack import SERVER_SETTINGS  # imports no Prefect
 
 # No telemetry, and the test server records task events in batches, as every server ct starts does.
 for name, value in SERVER_SETTINGS.items():

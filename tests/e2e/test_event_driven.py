@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from tasks.demo import demo_batch
-from webhooks.devstack import LocalStack, signed_headers, wait_for
+from tests.support.devstack import LocalStack, signed_headers, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"an e2e secret, 32 bytes long!!!!").decode()
 

@@ -35,7 +35,7 @@ from flows.fleet import ORPHANED
 from tasks.config import CTConfig
 from tasks.demo import demo_batch
 from tasks.streams import write_stream
-from webhooks.devstack import LocalStack, signed_headers, wait_for
+from tests.support.devstack import LocalStack, signed_headers, wait_for
 
 SECRET = "whsec_" + base64.b64encode(b"a fleet e2e secret, 32 bytes !!!").decode()
 

@@ -18,7 +18,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from tasks.demo import demo_batch
-from webhooks.devstack import free_port
+from tests.support.devstack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("prefect", "sklearn", "skops", "great_expectations", "lightgbm", "xgboost", "numba")

@@ -119,7 +119,7 @@ def test_a_busy_or_unreachable_server_is_told_apart_from_a_failing_step():
     import httpx
 
     from tasks.fleet import server_unavailable, wait_before_retry
-    from webhooks.devstack import free_port
+    from tests.support.devstack import free_port
 
     with pytest.raises(httpx.ConnectError) as refused:  # nothing listens there
         httpx.get(f"http://127.0.0.1:{free_port()}/api/health", timeout=2)

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from webhooks.devstack import signed_headers
+from tests.support.devstack import signed_headers
 from webhooks.receiver import ReceiverSettings, create_app
 
 SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes long!!").decode()

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from blocks.proof import Proof
 from blocks.registry import AliasConflictError, ModelRegistry, RegistryError
-from webhooks.devstack import free_port, stop, wait_for
+from tests.support.devstack import free_port, stop, wait_for
 
 FORK = mp.get_context("fork")
 

@@ -1,7 +1,7 @@
 """The whole event-driven setup on one machine: a Prefect server, the `ct-process` work pool with
 every deployment of prefect.yaml, a process worker and the webhook receiver, all on 127.0.0.1.
 
-`python -m webhooks.devstack [--state-dir DIR]` starts it, prints where everything is and how to send
+`python -m tests.support.devstack [--state-dir DIR]` starts it, prints where everything is and how to send
 a signed webhook, and stops every process it started on Ctrl-C. The end-to-end test and
 `benchmarks/events.py` use the same `LocalStack`.
 """
@@ -436,7 +436,7 @@ class LocalStack(_StoppedOnExit):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m webhooks.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.support.devstack", description=__doc__)
     parser.add_argument(
         "--folder", default=".ct/devstack", help="where state, logs and the landing folder go"
     )

@@ -1,0 +1,1 @@
+"""Development tooling, not product: the local servers and stacks the tests and benchmarks start."""
