@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 
 from flows.cli.prefect_server import RECORDER_ENV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 #: No telemetry (there may be no internet), and batched task-run recording (flows/cli/prefect_server.py).
 SERVER_SETTINGS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **RECORDER_ENV}
