@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,10 +108,26 @@ def test_forged_replayed_oversized_and_out_of_root_requests_start_nothing(stack)
     oversized = signed_post(hooks, b'{"dataset": "demo", "path": "' + b"a" * (1024 * 1024) + b'"}')
     outside = signed_post(hooks, json.dumps({"dataset": "demo", "path": "/etc/passwd"}).encode())
     assert [r.status_code for r in (forged, replayed, oversized, outside)] == [401, 401, 413, 422]
-    time.sleep(15)  # longer than the event -> flow run latency seen here (6-10 s)
-    new = [r for r in flow_runs(api) if r["id"] not in before]
-    # ... and starts one arrivals run for dataset "other", which finds its file missing and ends
-    assert all(r["parameters"].get("dataset") == "other" for r in new), new
+    # a valid request after the refused ones: the server turns events into runs in order, so
+    # once its run exists, any run the refused requests could have caused would exist too
+    sentinel = signed_post(
+        hooks, json.dumps({"dataset": "sentinel", "path": str(landing / "y.csv")}).encode()
+    )
+    assert sentinel.status_code == 202, sentinel.text
+
+    def started() -> list[dict]:
+        return [r for r in flow_runs(api) if r["id"] not in before]
+
+    wait_for(
+        lambda: {"other", "sentinel"} <= {r["parameters"].get("dataset") for r in started()},
+        120,
+        "the arrivals runs of the two valid requests to start",
+        every=1,
+    )
+    # ... each valid request started one arrivals run (its file is missing: it ends), and the
+    # forged, replayed, oversized and out-of-root ones started nothing
+    datasets = sorted(r["parameters"].get("dataset") for r in started())
+    assert datasets == ["other", "sentinel"], started()
 
 
 def test_an_outside_drift_alert_starts_ct_on_drift(stack):
