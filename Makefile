@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: run test server stack deploy worker receiver lint typecheck unit bench clean help
+.PHONY: run test server stack deploy worker receiver lint typecheck unit flow e2e bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -47,8 +47,14 @@ lint: $(STAMP)  ## ruff check + ruff format --check
 typecheck: $(STAMP)  ## mypy on flows/, tasks/, blocks/, webhooks/
 	$(BIN)/mypy flows tasks blocks webhooks
 
-unit: $(STAMP)  ## unit tests only (no Prefect)
-	$(BIN)/python -m pytest tests/unit -q
+unit: $(STAMP)  ## unit tests only: pure code, no servers, no processes
+	$(BIN)/python -m pytest tests/unit -q -m unit
+
+flow: $(STAMP)  ## flow tests: flows on a real Prefect server on 127.0.0.1
+	$(BIN)/python -m pytest tests/flows -q -m flow -n auto --dist loadfile
+
+e2e: $(STAMP)  ## end-to-end: the event-driven stack, deployments, worker, webhooks
+	$(BIN)/python -m pytest tests/e2e -q -m e2e
 
 test: lint typecheck $(STAMP)  ## lint, types, then every test (one worker per core, a file per worker)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile

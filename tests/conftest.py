@@ -14,6 +14,19 @@ for name, value in SERVER_SETTINGS.items():
 os.environ["CT_WARM"] = "0"
 
 
+TIERS = {"unit": "unit", "flows": "flow", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's tier is its folder: `-m unit`, `-m flow`, `-m e2e` (and `-m "not slow"`)."""
+    for item in items:
+        tier = TIERS.get(item.path.parent.name)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+        if tier == "e2e":
+            item.add_marker(pytest.mark.slow)
+
+
 def _restore(before: dict[str, str]) -> None:
     for name in set(os.environ) - set(before):
         del os.environ[name]

@@ -16,6 +16,8 @@ from tasks.challenger import current_challenger, evidence_log
 from tasks.config import CTConfig
 from tasks.streams import write_stream
 
+pytestmark = pytest.mark.slow  # whole backtests
+
 
 def config_for(root, name: str, mode: str, target: str = "churned") -> CTConfig:
     return CTConfig.model_validate(

@@ -11,6 +11,8 @@ from flows.cli.main import main
 from tasks.demo import ABRUPT_BATCH, GRADUAL_BATCHES
 from tasks.report import REJECTED
 
+pytestmark = pytest.mark.slow  # whole backtests
+
 NAME = "demo-e2e"
 REQUIRED = [
     "batch",

@@ -17,6 +17,8 @@ from tasks.config import CTConfig
 from tasks.release import champion_of
 from tasks.train import predict
 
+pytestmark = pytest.mark.slow  # whole backtests
+
 CLASSIFIERS = [
     "sklearn.linear_model.LogisticRegression",
     "sklearn.naive_bayes.GaussianNB",

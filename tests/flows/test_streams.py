@@ -18,6 +18,8 @@ from flows.cli.main import STREAM_NAMES, _parser, main
 from tasks.report import summarize_backtest
 from tasks.streams import STREAMS
 
+pytestmark = pytest.mark.slow  # whole backtests
+
 #: Batches per stream in the test: enough for the change to happen and be learned.
 BATCHES = {
     "range-growth": 7,

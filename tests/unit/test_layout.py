@@ -87,3 +87,15 @@ def test_the_flows_never_import_the_command_line():
         and b.startswith("flows.cli")
     }
     assert not wrong, f"flows import the command line: {sorted(wrong)}"
+
+
+def test_tasks_and_blocks_never_import_the_flows():
+    """The typed logic runs without the flows: `tasks/` and `blocks/` import no `flows` module."""
+    graph = _graph()
+    wrong = {
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if a.startswith(("tasks", "blocks")) and b.startswith("flows")
+    }
+    assert not wrong, f"tasks or blocks import flows: {sorted(wrong)}"
