@@ -89,13 +89,18 @@ def _add_demo(commands: Commands, prefect: list[argparse.ArgumentParser]) -> Non
         "registry.",
     )
     _demo_options(demo)
-    demo.add_argument(
+    _backtest_outputs(demo, config_help="CTConfig file (default: built-in)")
+
+
+def _backtest_outputs(parser: argparse.ArgumentParser, *, config_help: str) -> None:
+    """What `demo` and `backtest` share: the output folder, the config and the drift plots."""
+    parser.add_argument(
         "--out",
         metavar="DIR",
         help="output folder, not one an earlier backtest used (default .ct/backtests/<time>)",
     )
-    demo.add_argument("--config", metavar="YAML", help="CTConfig file (default: built-in)")
-    demo.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
+    parser.add_argument("--config", metavar="YAML", help=config_help)
+    parser.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
 
 
 def _add_demo_data(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
@@ -152,15 +157,7 @@ def _add_backtest(commands: Commands, prefect: list[argparse.ArgumentParser]) ->
     bt.add_argument(
         "--batch-rows", type=int, default=1000, metavar="N", help="rows per batch (default 1000)"
     )
-    bt.add_argument(
-        "--out",
-        metavar="DIR",
-        help="output folder, not one an earlier backtest used (default .ct/backtests/<time>)",
-    )
-    bt.add_argument(
-        "--config", metavar="YAML", help="CTConfig file; --target/--order-by override it"
-    )
-    bt.add_argument("--plots", action="store_true", help="also draw each step's drift plot")
+    _backtest_outputs(bt, config_help="CTConfig file; --target/--order-by override it")
 
 
 def _add_contract(commands: Commands, prefect: list[argparse.ArgumentParser]) -> None:
