@@ -60,7 +60,7 @@ test: lint typecheck $(STAMP)  ## lint, types, then every test (one worker per c
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)  ## run every benchmark
-	@for b in $(filter-out benchmarks/timing.py,$(wildcard benchmarks/*.py)); do \
+	@for b in $(filter-out benchmarks/timing.py benchmarks/backtests.py,$(wildcard benchmarks/*.py)); do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:  ## remove the environment and local state

@@ -25,8 +25,6 @@ Usage: `.venv/bin/python benchmarks/policies.py` (about 50 minutes on 2 cores; `
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,11 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-
-from flows.cli import warm
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
-from tests.support.devstack import free_port, start_prefect_server, stop
+from backtests import backtest_server, retried_on_503
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMS = [
@@ -84,13 +78,7 @@ def run(stream: str, mode: str, seed: int, work: Path, env: dict[str, str]) -> p
         return pd.read_csv(out / "backtest.csv")
     config = work / f"{stream}-{mode}.yaml"
     config.write_text(mode_config(mode, stream))
-    for attempt in (1, 2):
-        result = _backtest(stream, config, out, seed, env)
-        # two backtests against one SQLite server: a 503 can outlast the client's retries outside
-        # a CT step (the step itself is run again by the backtest); run the cell once more
-        if result.returncode == 0 or "503" not in result.stderr or attempt == 2:
-            break
-        shutil.rmtree(out, ignore_errors=True)
+    result = retried_on_503(lambda: _backtest(stream, config, out, seed, env), out)
     if result.returncode != 0:
         raise RuntimeError(f"{stream} {mode} seed {seed}: {result.stderr[-800:]}")
     return pd.read_csv(out / "backtest.csv")
@@ -164,21 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ct-policies-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        # the backtests fork from ct's warm process (flows/cli/warm.py), whose socket folder is kept
-        # here (TMPDIR) so that it is stopped, by its PID, at the end
-        (work / "w").mkdir(exist_ok=True)
-        env |= {
-            "PREFECT_HOME": str(work / "home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "CT_WARM": "1",
-            "TMPDIR": str(work / "w"),
-        }
-        server = start_prefect_server(port, env)
-        try:
-            env["PREFECT_API_URL"] = url
+        with backtest_server(work) as env:
             cells = [(s, m, seed) for s in streams for m in modes for seed in seeds]
             with ThreadPoolExecutor(args.jobs) as pool:
                 tables = dict(
@@ -188,10 +162,6 @@ def main() -> None:
                         strict=True,
                     )
                 )
-        finally:
-            for where in (work / "w").glob("ct-warm-*"):
-                warm.stop_all(where=where)
-            stop(server)
     print(
         "Prequential metric of the serving champion (every batch after the first, before "
         "learning from it), and promotions after the first, per policy; the mean over seeds "

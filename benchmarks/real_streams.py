@@ -40,7 +40,6 @@ import argparse
 import gzip
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -51,11 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from flows.cli import warm
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support: the dev stack
-from tests.support.devstack import free_port, start_prefect_server, stop
+from backtests import backtest_server, retried_on_503
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "data" / "streams"
@@ -176,17 +171,18 @@ def run(stream: str, name: str, work: Path, data: Path, env: dict[str, str], url
     cmd = command(stream, name, work, data, url)
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
-    for attempt in (1, 2):
+    seconds = 0.0
+
+    def backtest() -> subprocess.CompletedProcess[str]:
+        nonlocal seconds
         started = time.perf_counter()
         result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         (logs / f"{stream}-{name}.stdout").write_text(result.stdout)
         (logs / f"{stream}-{name}.stderr").write_text(result.stderr)
-        # two backtests against one SQLite server: a 503 can outlast the client's retries outside
-        # a CT step (the step itself is run again by the backtest); run the cell once more
-        if result.returncode == 0 or "503" not in result.stderr or attempt == 2:
-            break
-        shutil.rmtree(out, ignore_errors=True)
+        return result
+
+    result = retried_on_503(backtest, out)
     with (work / "commands.txt").open("a") as log:
         log.write(
             json.dumps({"cell": f"{stream}-{name}", "rc": result.returncode, "seconds": seconds})
@@ -308,22 +304,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         for stream in streams:
             csv_of(stream, data)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CT_"))}
-        # the backtests fork from ct's warm process (flows/cli/warm.py), whose socket folder is kept
-        # here (TMPDIR) so that it is stopped, by its PID, at the end
-        (work / "w").mkdir(exist_ok=True)
-        env |= {
-            "PREFECT_HOME": str(work / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "CT_WARM": "1",
-            "TMPDIR": str(work / "w"),
-        }
-        server = start_prefect_server(port, env, log=work / "server.log")
-        print(f"Prefect server PID {server.pid} on {url}", file=sys.stderr, flush=True)
-        try:
-            env["PREFECT_API_URL"] = url
+        with backtest_server(work, log=work / "server.log") as env:
+            url = env["PREFECT_API_URL"]
             # run order: a config on every stream before the next config
             cells = [(s, c) for c in configs for s in streams]
 
@@ -339,10 +321,6 @@ def main() -> None:
 
             with ThreadPoolExecutor(args.jobs) as pool:
                 results = dict(zip(cells, pool.map(one, cells), strict=True))
-        finally:
-            for where in (work / "w").glob("ct-warm-*"):
-                warm.stop_all(where=where)
-            stop(server)
     lines = [
         "Mean metric over batches 2.. (the serving champion before learning from each batch), "
         "never-updated first model and always-retrain on the same batches; MAE for regression "
