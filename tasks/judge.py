@@ -28,6 +28,12 @@ def window_text(window: TrainingWindow) -> str:
     return ", ".join(f"{p.batch_id}[{p.start}:{p.stop}]" for p in window.slices)
 
 
+def trained_on(who: str, window: TrainingWindow) -> str:
+    """A model and its training window, as a proof names the models checked not to have seen
+    its rows: "champion v3 (trained on batch-0001[0:560], ...)"."""
+    return f"{who} (trained on {window_text(window)})"
+
+
 def held_rows(candidate: Candidate, windows: dict[str, TrainingWindow]) -> DecisionRows:
     """The held-back rows, and which models' windows they were checked against."""
     held = candidate.held
@@ -35,7 +41,7 @@ def held_rows(candidate: Candidate, windows: dict[str, TrainingWindow]) -> Decis
         batches=[held.batch_id],
         n=held.stop - held.start,
         ranges=[f"{held.batch_id}[{held.start}:{held.stop}]"],
-        unseen_by=[f"{who} (trained on {window_text(w)})" for who, w in windows.items()],
+        unseen_by=[trained_on(who, w) for who, w in windows.items()],
     )
 
 

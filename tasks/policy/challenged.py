@@ -22,7 +22,7 @@ from tasks.challenger import (
     weigh_challenger,
 )
 from tasks.gate.sequential import Verdict
-from tasks.judge import window_text
+from tasks.judge import trained_on
 from tasks.policy.base import Policy, Settled, Step, Weighed, register, stage
 from tasks.release import Champion, champion_of, crown, run_id, unwalked
 from tasks.stages import Candidate, Checked, Judged
@@ -94,8 +94,8 @@ class ChallengerPolicy(Policy):
             gate=gate,
             metric=metric,
             unseen_by=[
-                f"challenger v{contender.version.version} (trained on {window_text(window_of(contender))})",
-                f"champion v{champion.version.version} (trained on {window_text(window_of(champion))})",
+                trained_on(f"challenger v{contender.version.version}", window_of(contender)),
+                trained_on(f"champion v{champion.version.version}", window_of(champion)),
             ],
             plot_path=str(step.reports / f"{batch_id}-challenger.png") if step.plots else None,
         )
