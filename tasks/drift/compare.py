@@ -316,7 +316,12 @@ def _reference_range(item: _Pending) -> tuple[float, float] | None:
     return None
 
 
-def _details(item: _Pending, p_adj: float | None, missing_adj: float, missing_drift: bool) -> str:
+def _details(
+    item: _Pending,
+    missing_adj: float,
+    missing_drift: bool,
+    reference_range: tuple[float, float] | None,
+) -> str:
     """What the verdict adds after its headline: missing values, the share outside the reference
     range, unseen categories, and the test's note."""
     text = ""
@@ -329,7 +334,6 @@ def _details(item: _Pending, p_adj: float | None, missing_adj: float, missing_dr
     elif item.cur.infinite:
         text += f"; {item.cur.infinite} infinite values were set aside"
     outside = item.cur.below_range + item.cur.above_range
-    reference_range = _reference_range(item)
     if outside and reference_range:
         text += (
             f"; {outside / item.cur.present:.1%} of values outside the reference range "
@@ -353,11 +357,13 @@ def _verdict(
     large = item.effect is not None and item.effect >= item.floor
     ref_missing, cur_missing = _missing_share(item.ref), _missing_share(item.cur)
     missing_drift = missing_adj < alpha and abs(cur_missing - ref_missing) >= config.missing_floor
-    sentence = _headline(item, p_adj, alpha) + _details(item, p_adj, missing_adj, missing_drift)
+    reference_range = _reference_range(item)
+    sentence = _headline(item, p_adj, alpha) + _details(
+        item, missing_adj, missing_drift, reference_range
+    )
     if item.note and p_adj is not None and item.note not in sentence:
         sentence += f" ({item.note})"
     outside = item.cur.below_range + item.cur.above_range
-    reference_range = _reference_range(item)
     return ColumnDrift(
         column=item.column,
         kind=item.kind,
